@@ -1,0 +1,2 @@
+"""ScriptViT lab."""
+__version__ = "0.1.0"
