@@ -121,12 +121,16 @@ class StyleWordDataset(Dataset):
         return len(self.targets)
 
     def __getitem__(self, n: int) -> dict:
-        i = self.targets[n]
-        s = self.words[i]
         if self.seed is None:
             rng = np.random.default_rng(torch.randint(0, 2**31 - 1, ()).item())
         else:
-            rng = np.random.default_rng((self.seed, i))
+            rng = np.random.default_rng((self.seed, self.targets[n]))
+        return self.item(n, rng)
+
+    def item(self, n: int, rng: np.random.Generator) -> dict:
+        """Target `n` with style references drawn by `rng` (the trainer passes a step-seeded one)."""
+        i = self.targets[n]
+        s = self.words[i]
         cands = self._candidates(i, s.writer)
         pick = rng.choice(cands, size=self.k, replace=len(cands) < self.k)
         canvases, widths = zip(*(place_on_canvas(self.pool[j].image, self.style_size) for j in pick))

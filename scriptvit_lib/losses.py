@@ -1,0 +1,91 @@
+"""Losses of ScriptViT training: hinge adversarial, CTC legibility, writer identity.
+
+ScriptViT (arXiv 2511.18307) trains like HWT: the generator G minimises
+
+    L_G = L_adv + lambda_ctc * L_ctc + lambda_w * L_writer
+
+while the discriminator D, the recognizer R and the writer classifier W are trained on
+real words. Every loss on an image averages only over positions inside the word's true
+width (`mask`, from `discriminator.width_mask`), never over padding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return x.mean()
+    assert mask.shape == x.shape, f"mask {tuple(mask.shape)} does not match logits {tuple(x.shape)}"
+    m = mask.to(device=x.device, dtype=x.dtype)
+    return (x * m).sum() / m.sum().clamp_min(1.0)
+
+
+def d_hinge_loss(
+    real_logits: torch.Tensor,
+    fake_logits: torch.Tensor,
+    real_mask: torch.Tensor | None = None,
+    fake_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Discriminator hinge loss (Lim & Ye 2017; BigGAN, HWT), over valid columns p:
+
+        L_D = E_p[ max(0, 1 - D(x_real)_p) ] + E_p[ max(0, 1 + D(x_fake)_p) ]
+
+    D is pushed to score real columns above +1 and fake ones below -1, and stops caring
+    once they are. Pass `fake_logits` of detached fakes.
+    """
+    return _masked_mean(F.relu(1.0 - real_logits), real_mask) + _masked_mean(
+        F.relu(1.0 + fake_logits), fake_mask
+    )
+
+
+def g_hinge_loss(fake_logits: torch.Tensor, fake_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Generator hinge loss:  L_adv = - E_p[ D(G(s, t))_p ]  (raise D's score of fakes)."""
+    return -_masked_mean(fake_logits, fake_mask)
+
+
+def ctc_loss(
+    log_probs: torch.Tensor,
+    targets: torch.Tensor,
+    input_lengths: torch.Tensor,
+    target_lengths: torch.Tensor,
+) -> torch.Tensor:
+    """CTC loss (Graves et al., 2006) of the recognizer's output:
+
+        L_ctc = - log sum_{pi in B^-1(t)} prod_c p(pi_c | x),
+
+    summed over all column paths pi that collapse (merge repeats, drop blanks) to the text t.
+    `log_probs` is the recognizer's [B, T, C] (log_softmax, blank = 0); torch wants [T, B, C].
+    Reduction 'mean' divides each sample by its target length, then averages the batch;
+    `zero_infinity` zeroes impossible alignments (image too narrow for the text).
+    """
+    assert log_probs.dim() == 3, f"expected [B, T, C] log-probs, got {tuple(log_probs.shape)}"
+    inside = (
+        torch.arange(targets.shape[1], device=targets.device)[None, :]
+        < target_lengths.to(targets.device)[:, None]
+    )
+    assert bool((targets[inside] > 0).all()), "a target holds the blank id 0 inside its length"
+    # paper silent on the reduction: chose torch's 'mean' (per-character) so long and short
+    # words weigh alike; HWT averages per-word totals (reduction='none', then mean).
+    return F.ctc_loss(
+        log_probs.transpose(0, 1).float(),  # [T, B, C]
+        targets.long(),  # [B, L] padded with 0, only the first target_lengths[b] are read
+        input_lengths.long().clamp(max=log_probs.shape[1]),
+        target_lengths.long(),
+        blank=0,
+        reduction="mean",
+        zero_infinity=True,
+    )
+
+
+def writer_ce_loss(logits: torch.Tensor, writer_ids: torch.Tensor) -> torch.Tensor:
+    """Writer cross-entropy:  L_writer = - log softmax(W(x))_w  for the true writer w.
+
+    Samples with writer id -1 (unknown writer) are ignored; a batch with none known gives 0.
+    """
+    known = writer_ids >= 0
+    if not bool(known.any()):
+        return logits.sum() * 0.0  # keeps the graph, contributes nothing
+    return F.cross_entropy(logits[known], writer_ids[known])

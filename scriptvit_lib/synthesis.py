@@ -1,0 +1,108 @@
+"""Synthesis network: decoder outputs -> a word image 32 px high, 16 px per character.
+
+ScriptViT (arXiv 2511.18307) follows HWT's non-autoregressive decoder head: every
+character's fused vector is projected by one linear layer to a small feature map
+(HWT: 512 -> 512 x 4 x 2, i.e. 4 high and 2 wide per character), the L maps are laid side
+by side into a [C, 4, 2L] canvas, refined by residual conv blocks and upsampled three times
+by 2 (nearest + 5x5 conv, halving the channels), then a 7x7 conv and tanh give one channel:
+
+    [B, L, D] -> [B, C, 4, 2L] -> [B, C/8, 32, 16L] -> image [B, 1, 32, 16L]
+
+Output range: tanh, so (-1, 1) inside the word (-1 ink, +1 paper, as the inputs); every
+pixel right of a word's true width (char_width x text_length) is exactly +1 (paper).
+
+Padding does not leak into a word: features of text positions beyond a sample's length are
+zeroed before every conv (so the conv sees the same zeros as its own zero padding would)
+and the instance norm takes its statistics over the true width only. A word therefore comes
+out the same whether it is generated alone or padded in a batch with longer words.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+from torch.nn import functional as F
+
+
+def column_mask(lengths: torch.Tensor, num_chars: int, cols_per_char: int) -> torch.Tensor:
+    """[B] text lengths -> [B, 1, 1, num_chars*cols_per_char] float, 1 inside the word."""
+    cols = torch.arange(num_chars * cols_per_char, device=lengths.device)
+    return (cols[None, :] < (lengths[:, None] * cols_per_char)).float()[:, None, None, :]
+
+
+class MaskedInstanceNorm(nn.Module):
+    """Instance norm whose mean/variance are taken over the masked (true-width) columns."""
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(1, channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x [B, C, H, W], mask [B, 1, 1, W] -> [B, C, H, W], zero outside the mask."""
+        n = mask.sum(dim=(2, 3), keepdim=True) * x.shape[2]  # valid pixels per sample
+        mean = (x * mask).sum(dim=(2, 3), keepdim=True) / n  # [B, C, 1, 1]
+        var = ((x - mean) ** 2 * mask).sum(dim=(2, 3), keepdim=True) / n
+        x = (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        return x * mask
+
+
+class ResBlock(nn.Module):
+    """x + IN(conv(ReLU(IN(conv(x))))), all masked to the word's width."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.norm1, self.norm2 = MaskedInstanceNorm(channels), MaskedInstanceNorm(channels)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.norm1(self.conv1(x), mask))
+        return x + self.norm2(self.conv2(h), mask)
+
+
+class UpBlock(nn.Module):
+    """Nearest x2 upsampling, 5x5 conv (HWT's kernel), masked IN, ReLU."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 5, padding=2)
+        self.norm = MaskedInstanceNorm(cout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        mask = F.interpolate(mask, scale_factor=(1, 2), mode="nearest")  # [B, 1, 1, 2W]
+        return F.relu(self.norm(self.conv(x), mask)), mask
+
+
+class SynthesisNetwork(nn.Module):
+    def __init__(self, *, in_dim: int, channels: int, res_blocks: int = 2, char_width: int = 16):
+        super().__init__()
+        assert char_width % 8 == 0, f"char_width {char_width} must be a multiple of 8 (x8 upsampling)"
+        assert channels % 8 == 0, f"synthesis channels {channels} must be divisible by 8"
+        self.char_width = char_width
+        self.h0, self.w0 = 4, char_width // 8  # feature map per character before upsampling
+        # paper silent: chose HWT's head (4 x 2 map per char, residual blocks, 3 x (up + 5x5
+        # conv), 7x7 conv + tanh) but project the decoder output alone (HWT concatenates the
+        # query embedding; our pre-norm residual stream already carries it) and mask the
+        # instance norm to the word's width so padding cannot change a word.
+        self.proj = nn.Linear(in_dim, channels * self.h0 * self.w0)
+        self.res = nn.ModuleList(ResBlock(channels) for _ in range(res_blocks))
+        self.ups = nn.ModuleList(UpBlock(channels >> i, channels >> (i + 1)) for i in range(3))
+        self.to_img = nn.Conv2d(channels // 8, 1, 7, padding=3)
+
+    def forward(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """h [B, L, D] decoder output, lengths [B] -> image [B, 1, 32, char_width*L]."""
+        assert h.dim() == 3, f"expected [B, L, D], got {tuple(h.shape)}"
+        b, length = h.shape[:2]
+        x = rearrange(self.proj(h), "b l (c h w) -> b c h (l w)", h=self.h0, w=self.w0)  # [B, C, 4, L*w0]
+        mask = column_mask(lengths.to(h.device), length, self.w0)  # [B, 1, 1, L*w0]
+        x = x * mask
+        for block in self.res:
+            x = block(x, mask)
+        for up in self.ups:
+            x, mask = up(x, mask)  # x2 height and width each time
+        img = torch.tanh(self.to_img(x))  # [B, 1, 32, L*char_width]
+        return torch.where(mask.bool(), img, torch.ones_like(img))  # paper (+1) beyond the word

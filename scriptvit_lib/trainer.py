@@ -1,0 +1,487 @@
+"""Training ScriptViT: the paper's staggered GAN schedule, on a laptop CPU or many GPUs.
+
+Per iteration t (ScriptViT §3.4, following HWT):
+
+    D  (discriminator)      every iteration: hinge loss, real words vs detached fakes
+    R  (text recognizer)    every iteration: CTC on REAL words only
+    W  (writer classifier)  every iteration: cross-entropy on REAL words only
+    G  (generator)          every `g_every`-th iteration (paper: 2nd):
+        L_G = L_adv(D(fake)) + a_ctc * L_ctc(R(fake)) + a_w * L_writer(W(fake)) [+ w_recon * L1]
+
+HWT balances the recognizer and writer terms against the adversarial one by the ratio of
+their gradient standard deviations on the fake image (`balance` = 0.7):
+a_ctc = 0.7 * std(dL_adv/dfake) / std(dL_ctc/dfake). We compute that std over the whole
+(all-rank) batch, so a multi-GPU run takes the same step as one process on the merged batch.
+
+Multi-GPU: the same script under `torchrun`; each rank draws its own batch, and gradients
+are averaged across ranks before every optimizer step (plain all-reduce: four networks on a
+staggered schedule don't fit DDP's one-forward-one-backward assumption).
+
+Resumable: every batch is drawn from an RNG seeded by (seed, step, rank), and checkpoints
+hold all four networks, their optimizers, the EMA copy, the step and torch's RNG state, so a
+killed run resumed from its last checkpoint ends at the same weights as an unkilled one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from .charset import Charset
+from .config import ScriptViTConfig
+from .discriminator import Discriminator
+from .generator import ScriptViT
+from .losses import ctc_loss, d_hinge_loss, g_hinge_loss, writer_ce_loss
+from .monitor import SampleMonitor, append_csv
+from .recognizer import Recognizer
+from .sampler import StyleBatch, StyleWordDataset, collate_style_batch
+from .words import WordSet
+from .writer_classifier import WriterClassifier
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN/inf; the last good checkpoint is kept."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, truncated or not ours."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs besides the data. Defaults = the paper/HWT recipe."""
+
+    preset: str = "tiny"
+    """Model preset (`ScriptViTConfig.preset`)."""
+    out: str = "runs/tiny"
+    """Run folder: checkpoints/, samples/, log.csv, model/."""
+    steps: int = 0
+    """Stop after this many iterations (0 = no step limit)."""
+    minutes: float = 0.0
+    """Stop after this many wall-clock minutes (0 = no time limit)."""
+    batch_size: int = 8  # paper silent: HWT/VATr batch 8
+    k: int = 5  # paper: 5 style images
+    lr: float = 5e-5  # paper silent: HWT/VATr Adam lr 5e-5 for all four networks
+    beta1: float = 0.0  # paper silent: HWT/VATr betas (0, 0.999)
+    beta2: float = 0.999
+    g_every: int = 2  # paper: generator updated every 2nd iteration
+    w_adv: float = 1.0
+    w_ctc: float = 1.0
+    w_writer: float = 1.0
+    balance: float = 0.7
+    """HWT's gradient-std balancing factor for the CTC and writer terms (0 = off: plain weights)."""
+    w_recon: float = 0.0
+    """CPU-budget addition (0 in the paper): L1 between the fake and the real target word of
+    the same writer and text, resized to the fake's width."""
+    pretrain_steps: int = 0
+    """CPU-budget addition: iterations of R and W on real words before the GAN starts."""
+    ema: float = 0.0
+    """CPU-budget addition: decay of an EMA copy of G used for samples and export (0 = off)."""
+    amp: str = "none"
+    """'none' | 'bf16' | 'fp16' (mixed precision, CUDA only)."""
+    grad_clip: float = 0.0
+    """Clip each network's gradient norm to this (0 = off)."""
+    ckpt_every_minutes: float = 5.0
+    ckpt_every_steps: int = 0
+    keep_last: int = 3
+    sample_every: int = 200
+    """Save a sample grid and measure CER of fakes every N iterations (and at the end)."""
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"
+    resume: bool = False
+    model_overrides: dict = field(default_factory=dict)
+    """Fields of `ScriptViTConfig` to change from the preset."""
+
+
+LOG_FIELDS = ["step", "minutes", "D_hinge", "R_ctc_real", "W_ce_real", "G_adv", "G_ctc", "G_writer", "G_recon", "G_total"]
+
+RECIPES: dict[str, dict] = {
+    # The paper's recipe as HWT/VATr run it.
+    "paper": {},
+    # What makes words legible within minutes on 2 CPU cores (measured; see README).
+    "cpu": dict(
+        lr=2e-4, w_recon=1.0, pretrain_steps=300, ema=0.999, sample_every=250,
+        balance=0.0, w_adv=0.1, w_ctc=0.1, w_writer=0.1,
+    ),  # fmt: skip
+}
+
+
+# ---------------------------------------------------------------------------- distributed
+def _dist_info() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) otherwise."""
+    if "RANK" not in os.environ:
+        return 0, 1, 0
+    return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _average_grads(module: torch.nn.Module, world: int) -> None:
+    if world == 1:
+        return
+    for p in module.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad /= world
+
+
+def _global_std(g: torch.Tensor, world: int) -> torch.Tensor:
+    """Standard deviation of `g` over the batch of all ranks together."""
+    if world == 1:
+        return g.float().std()
+    stats = torch.stack(
+        [torch.tensor(float(g.numel()), device=g.device), g.float().sum(), (g.float() ** 2).sum()]
+    )
+    dist.all_reduce(stats, op=dist.ReduceOp.SUM)
+    n, s, ss = stats
+    return ((ss - s * s / n) / (n - 1)).clamp_min(0).sqrt()
+
+
+# ----------------------------------------------------------------------------- the trainer
+class Trainer:
+    """Holds G, D, R, W, their optimizers and the step; `train_step` is one iteration."""
+
+    def __init__(self, cfg: TrainConfig, model_cfg: ScriptViTConfig, *, device: torch.device | None = None):
+        self.cfg, self.model_cfg = cfg, model_cfg
+        self.rank, self.world, local = _dist_info()
+        if device is None:
+            want = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+            device = torch.device(f"cuda:{local}" if want == "cuda" and self.world > 1 else want)
+        self.device = device
+        torch.manual_seed(cfg.seed)  # same initial weights on every rank
+        mc = model_cfg
+        self.G = ScriptViT(mc).to(device)
+        self.D = Discriminator(ch=mc.d_ch).to(device)
+        self.R = Recognizer(num_classes=mc.num_classes, ch=mc.rec_ch, head=mc.rec_head).to(device)
+        self.W = WriterClassifier(num_writers=mc.num_writers, ch=mc.wcls_ch).to(device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema > 0 else None
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt = {
+            name: torch.optim.Adam(getattr(self, name).parameters(), lr=cfg.lr, betas=betas)
+            for name in "GDRW"
+        }
+        self.step = 0
+        self.pretrain_done = 0
+        self.charset = Charset()
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+        if self.amp_dtype is not None and device.type != "cuda":
+            self.amp_dtype = None  # mixed precision is a GPU feature; CPU runs in fp32
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+    # --- pieces -------------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def _step(self, name: str, loss: torch.Tensor) -> None:
+        """Backward `loss` into network `name` only, average over ranks, clip, update."""
+        net, opt = getattr(self, name), self.opt[name]
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        _average_grads(net, self.world)
+        if self.cfg.grad_clip > 0:
+            self.scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), self.cfg.grad_clip)
+        self.scaler.step(opt)
+        self.scaler.update()
+
+    def _check(self, losses: dict[str, torch.Tensor]) -> None:
+        for name, value in losses.items():
+            if not torch.isfinite(value).all():
+                raise TrainingDiverged(
+                    f"loss '{name}' became {value.item()} at step {self.step}; training stopped. "
+                    f"The last good checkpoint in {self.cfg.out}/checkpoints is kept: lower the learning "
+                    "rate, enable --grad-clip, or resume from it."
+                )
+
+    def _real_losses(self, b: StyleBatch) -> dict[str, torch.Tensor]:
+        """Recognizer and writer classifier on REAL words only."""
+        lp = self.R(b.target, b.target_widths)
+        l_rec = ctc_loss(lp, b.text_ids, self.R.output_lengths(b.target_widths), b.text_lengths)
+        l_wcls = writer_ce_loss(self.W(b.target, b.target_widths), b.writer_ids)
+        return {"R_ctc_real": l_rec, "W_ce_real": l_wcls}
+
+    def _resized_targets(self, b: StyleBatch, width: int) -> torch.Tensor:
+        """Real target words stretched to the generator's width (char_width x length)."""
+        out = torch.ones(len(b), 1, 32, width, device=b.target.device)
+        fw = self.G.output_widths(b.text_lengths)
+        for i in range(len(b)):
+            real = b.target[i : i + 1, :, :, : int(b.target_widths[i])]
+            out[i, :, :, : int(fw[i])] = F.interpolate(
+                real, size=(32, int(fw[i])), mode="bilinear", align_corners=False
+            )
+        return out
+
+    def pretrain_step(self, b: StyleBatch) -> dict[str, float]:
+        """R and W on real words, before the GAN (a CPU-budget option)."""
+        with self._autocast():
+            losses = self._real_losses(b)
+        self._check(losses)
+        self._step("R", losses["R_ctc_real"])
+        self._step("W", losses["W_ce_real"])
+        self.pretrain_done += 1
+        return {k: v.item() for k, v in losses.items()}
+
+    def train_step(self, b: StyleBatch) -> dict[str, float]:
+        """One iteration of the paper's schedule on batch `b` (already on the device)."""
+        cfg = self.cfg
+        g_turn = self.step % cfg.g_every == 0
+        with self._autocast():
+            fake = self.G(b.style, b.text_ids, b.text_lengths, b.style_widths)
+            fake_w = self.G.output_widths(b.text_lengths)
+            # D: real vs detached fakes, hinge, masked beyond each word's width
+            d_real, d_fake = self.D(b.target), self.D(fake.detach())
+            l_d = d_hinge_loss(
+                d_real,
+                d_fake,
+                self.D.width_mask(b.target_widths, d_real.shape[1]),
+                self.D.width_mask(fake_w, d_fake.shape[1]),
+            )
+            losses = {"D_hinge": l_d, **self._real_losses(b)}
+        self._check(losses)
+        self._step("D", losses["D_hinge"])
+        self._step("R", losses["R_ctc_real"])
+        self._step("W", losses["W_ce_real"])
+
+        if g_turn:
+            losses.update(self._generator_step(b, fake, fake_w))
+        self.step += 1
+        return {k: v.item() for k, v in losses.items()}
+
+    def _generator_step(
+        self, b: StyleBatch, fake: torch.Tensor, fake_w: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        with self._autocast():
+            d_fake = self.D(fake)
+            l_adv = g_hinge_loss(d_fake, self.D.width_mask(fake_w, d_fake.shape[1]))
+            lp = self.R(fake, fake_w)
+            l_ctc = ctc_loss(lp, b.text_ids, self.R.output_lengths(fake_w), b.text_lengths)
+            l_wr = writer_ce_loss(self.W(fake, fake_w), b.writer_ids)
+            l_rec = (
+                (fake - self._resized_targets(b, fake.shape[-1])).abs().mean()
+                if cfg.w_recon > 0
+                else fake.new_zeros(())
+            )
+        out = {"G_adv": l_adv, "G_ctc": l_ctc, "G_writer": l_wr, "G_recon": l_rec}
+        self._check(out)
+        a_ctc, a_wr = cfg.w_ctc, cfg.w_writer
+        if cfg.balance > 0:
+            # HWT's balancing: scale each auxiliary loss so its gradient on the fake image has
+            # `balance` times the spread of the adversarial gradient (factors are constants).
+            g_adv = torch.autograd.grad(cfg.w_adv * l_adv, fake, retain_graph=True)[0]
+            s_adv = _global_std(g_adv, self.world)
+            for name, loss in (("ctc", l_ctc), ("wr", l_wr)):
+                if loss.requires_grad:
+                    g = torch.autograd.grad(loss, fake, retain_graph=True)[0]
+                    a = (cfg.balance * s_adv / (_global_std(g, self.world) + 1e-8)).detach()
+                    a_ctc, a_wr = (a * cfg.w_ctc, a_wr) if name == "ctc" else (a_ctc, a * cfg.w_writer)
+        total = cfg.w_adv * l_adv + a_ctc * l_ctc + a_wr * l_wr + cfg.w_recon * l_rec
+        self._step("G", total)
+        if self.G_ema is not None:
+            with torch.no_grad():
+                for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                    pe.lerp_(p, 1.0 - cfg.ema)
+                for be, bb in zip(self.G_ema.buffers(), self.G.buffers()):
+                    be.copy_(bb)
+        out["G_total"] = total.detach()
+        return out
+
+    @property
+    def sampler_G(self) -> ScriptViT:
+        """The generator to sample from: the EMA copy when there is one."""
+        return self.G_ema if self.G_ema is not None else self.G
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        s = {name: getattr(self, name).state_dict() for name in "GDRW"}
+        s.update({f"opt_{n}": o.state_dict() for n, o in self.opt.items()})
+        if self.G_ema is not None:
+            s["G_ema"] = self.G_ema.state_dict()
+        s["scaler"] = self.scaler.state_dict()
+        s["step"], s["pretrain_done"] = self.step, self.pretrain_done
+        s["torch_rng"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            s["cuda_rng"] = torch.cuda.get_rng_state_all()
+        s["train_config"] = json.dumps(asdict(self.cfg))
+        s["model_config"] = json.dumps(self.model_cfg.to_dict())
+        return s
+
+    def load_state_dict(self, s: dict) -> None:
+        for name in "GDRW":
+            getattr(self, name).load_state_dict(s[name])
+            self.opt[name].load_state_dict(s[f"opt_{name}"])
+        if self.G_ema is not None and "G_ema" in s:
+            self.G_ema.load_state_dict(s["G_ema"])
+        self.scaler.load_state_dict(s["scaler"])
+        self.step, self.pretrain_done = int(s["step"]), int(s["pretrain_done"])
+        torch.set_rng_state(s["torch_rng"])
+        if "cuda_rng" in s and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(s["cuda_rng"])
+
+    def save_checkpoint(self, folder: Path) -> Path:
+        """Atomically write checkpoints/step_XXXXXXX.pt (temp file + rename), keep the last N."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"step_{self.step:07d}_{self.pretrain_done:05d}.pt"
+        tmp = path.with_suffix(".pt.tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+        for old in list_checkpoints(folder)[: -self.cfg.keep_last]:
+            old.unlink(missing_ok=True)
+        return path
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    return sorted(Path(folder).glob("step_*.pt"))
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a trainer checkpoint (tensors and plain values only: weights_only=True)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # torch raises RuntimeError/EOFError/UnpicklingError for damaged zips
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupt ({type(e).__name__}: {e}). "
+            "Delete it to resume from the previous one."
+        ) from e
+
+
+# ------------------------------------------------------------------------------ the loop
+def _batch(ds: StyleWordDataset, cfg: TrainConfig, step: int, rank: int, stream: int = 0) -> StyleBatch:
+    """The batch of (step, rank): a pure function of the seed, so resuming redraws it exactly."""
+    rng = np.random.default_rng((cfg.seed, stream, step, rank))
+    idx = rng.integers(0, len(ds), size=cfg.batch_size)
+    return collate_style_batch([ds.item(int(i), rng) for i in idx])
+
+
+def build_trainer(cfg: TrainConfig, train_words: WordSet) -> tuple[Trainer, StyleWordDataset, dict[str, int]]:
+    writers = sorted(train_words.writers)
+    writer_index = {w: i for i, w in enumerate(writers)}
+    model_cfg = ScriptViTConfig.preset(cfg.preset, num_writers=len(writers), **cfg.model_overrides)
+    ds = StyleWordDataset(train_words, k=cfg.k, style_size=model_cfg.style_size, writer_index=writer_index)
+    return Trainer(cfg, model_cfg), ds, writer_index
+
+
+def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) -> Trainer:
+    """Train on `data['train']`; samples and CER come from `data['val']`/`data['test']` if present.
+
+    Writes into `cfg.out`: checkpoints/, samples/step_*.png, log.csv, eval.csv and, at the end,
+    model/ (the generator as safetensors + config.json; the EMA copy when enabled).
+    """
+    out = Path(cfg.out)
+    trainer, ds, writer_index = build_trainer(cfg, data["train"])
+    rank, world = trainer.rank, trainer.world
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if trainer.device.type == "cuda" else "gloo")
+    ckpt_dir = out / "checkpoints"
+    if cfg.resume and list_checkpoints(ckpt_dir):
+        last = list_checkpoints(ckpt_dir)[-1]
+        trainer.load_state_dict(load_checkpoint(last))
+        if rank == 0:
+            print(f"resumed from {last} (step {trainer.step})")
+    elif rank == 0 and list_checkpoints(ckpt_dir) and not cfg.resume:
+        raise CheckpointError(f"{ckpt_dir} already holds checkpoints: pass --resume, or choose another --out")
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        trainer.model_cfg.save(out / "model_config.json")
+        (out / "writers.json").write_text(json.dumps(writer_index, indent=1))
+    monitor = SampleMonitor(trainer, data, out) if rank == 0 else None
+    log_path = out / "log.csv"
+    start, last_ckpt = time.time(), time.time()
+    elapsed_before = _elapsed_minutes(out) if cfg.resume else 0.0
+
+    def minutes() -> float:
+        return elapsed_before + (time.time() - start) / 60
+
+    def done() -> bool:
+        return (cfg.steps and trainer.step >= cfg.steps) or (cfg.minutes and minutes() >= cfg.minutes)
+
+    bar = tqdm(total=cfg.steps or None, initial=trainer.step, disable=not progress or rank != 0, desc="train")
+    try:
+        while trainer.pretrain_done < cfg.pretrain_steps and not done():
+            b = _batch(ds, cfg, trainer.pretrain_done, rank, stream=1).to(trainer.device)
+            logs = trainer.pretrain_step(b)
+            bar.set_postfix_str(
+                f"pretrain {trainer.pretrain_done}/{cfg.pretrain_steps} ctc {logs['R_ctc_real']:.2f}"
+            )
+        while not done():
+            b = _batch(ds, cfg, trainer.step, rank).to(trainer.device)
+            logs = trainer.train_step(b)
+            bar.update(1)
+            if rank == 0:
+                if trainer.step % cfg.log_every == 0 or trainer.step == 1:
+                    append_csv(log_path, {"step": trainer.step, "minutes": round(minutes(), 3), **logs}, LOG_FIELDS)
+                    bar.set_postfix(
+                        {k: round(v, 3) for k, v in logs.items() if k in ("D_hinge", "G_ctc", "G_adv")}
+                    )
+                if trainer.step % cfg.sample_every == 0 or trainer.step == 1:
+                    monitor.record(trainer.step, minutes())
+                due = (cfg.ckpt_every_steps and trainer.step % cfg.ckpt_every_steps == 0) or (
+                    time.time() - last_ckpt >= cfg.ckpt_every_minutes * 60
+                )
+                if due:
+                    trainer.save_checkpoint(ckpt_dir)
+                    _save_elapsed(out, minutes())
+                    last_ckpt = time.time()
+    except KeyboardInterrupt:
+        if rank == 0:
+            print(f"interrupted at step {trainer.step}: saving a checkpoint (resume with --resume)")
+            trainer.save_checkpoint(ckpt_dir)
+            _save_elapsed(out, minutes())
+        raise
+    finally:
+        bar.close()
+    if rank == 0:
+        trainer.save_checkpoint(ckpt_dir)
+        _save_elapsed(out, minutes())
+        if trainer.step % cfg.sample_every != 0:
+            monitor.record(trainer.step, minutes())
+        trainer.sampler_G.save_pretrained(
+            out / "model",
+            metadata={"step": trainer.step, "minutes": round(minutes(), 2), "preset": cfg.preset},
+        )
+    return trainer
+
+
+def _save_elapsed(out: Path, minutes: float) -> None:
+    (out / "elapsed.json").write_text(json.dumps({"minutes": minutes}))
+
+
+def _elapsed_minutes(out: Path) -> float:
+    p = out / "elapsed.json"
+    return json.loads(p.read_text())["minutes"] if p.exists() else 0.0
+
+
+def train_config_from_args(**kwargs) -> TrainConfig:
+    """TrainConfig from a recipe name plus explicit values (None = keep the recipe's)."""
+    recipe = kwargs.pop("recipe", "paper")
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose from {sorted(RECIPES)}")
+    known = {f.name for f in fields(TrainConfig)}
+    values = {**RECIPES[recipe], **{k: v for k, v in kwargs.items() if v is not None and k in known}}
+    return TrainConfig(**values)
+
+
+__all__ = [
+    "RECIPES",
+    "CheckpointError",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "build_trainer",
+    "list_checkpoints",
+    "load_checkpoint",
+    "train",
+    "train_config_from_args",
+]

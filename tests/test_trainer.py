@@ -1,0 +1,131 @@
+"""The training loop: the paper's schedule, what each network learns from, resume after a
+hard kill, the NaN guard, atomic checkpoints and multi-process (gloo) equality."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from fixtures_iam import synthetic_sets
+
+from scriptvit_lib.iam import write_iam_pickle
+from scriptvit_lib.trainer import (
+    CheckpointError,
+    TrainConfig,
+    TrainingDiverged,
+    _batch,
+    build_trainer,
+    list_checkpoints,
+    load_checkpoint,
+    train,
+)
+
+WORDS = ("the", "Move", "A-2", "of", "and", "1960", "it's", "house")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data():
+    sets = synthetic_sets(writers=("w1", "w2", "w3", "w4"), words=WORDS)
+    return {"train": sets["train"], "val": sets["train"], "test": sets["test"]}
+
+
+def _graph_reaches(loss: torch.Tensor, params) -> bool:
+    grads = torch.autograd.grad(loss, list(params), retain_graph=True, allow_unused=True)
+    return any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_schedule_and_real_only_updates(data, tmp_path):
+    torch.manual_seed(0)
+    cfg = TrainConfig(preset="tiny", out=str(tmp_path), g_every=2, w_recon=1.0)
+    tr, ds, _ = build_trainer(cfg, data["train"])
+    seen = []
+    original = tr._step
+
+    def spy(name, loss):
+        # what each network learns from: D from detached fakes, R and W from real words only
+        if name in "DRW":
+            assert not _graph_reaches(loss, tr.G.parameters()), f"{name}'s own loss depends on G (saw a live fake)"
+        if name in "RW":
+            fake = tr.G(b.style, b.text_ids, b.text_lengths, b.style_widths)
+            assert not torch.equal(fake[..., : b.target.shape[-1]], b.target[..., : fake.shape[-1]])
+        before = {n: [p.detach().clone() for p in getattr(tr, n).parameters()] for n in "DRW"}
+        original(name, loss)
+        if name == "G":  # the generator's step leaves D, R and W untouched
+            for n in "DRW":
+                assert all(torch.equal(a, p) for a, p in zip(before[n], getattr(tr, n).parameters())), n
+        seen.append((tr.step, name))
+
+    tr._step = spy
+    for step in range(4):
+        b = _batch(ds, cfg, step, 0)
+        logs = tr.train_step(b)
+        assert ("G_adv" in logs) == (step % 2 == 0)
+    g_steps = [s for s, n in seen if n == "G"]
+    assert g_steps == [0, 2], "the generator must be updated on every 2nd iteration"
+    for n in "DRW":
+        assert [s for s, m in seen if m == n] == [0, 1, 2, 3], f"{n} must be updated every iteration"
+
+
+def test_nan_guard_names_the_loss_and_keeps_checkpoint(data, tmp_path):
+    cfg = TrainConfig(preset="tiny", out=str(tmp_path), steps=2, ckpt_every_steps=1, sample_every=100)
+    train(cfg, data, progress=False)
+    good = list_checkpoints(tmp_path / "checkpoints")
+    tr, ds, _ = build_trainer(cfg, data["train"])
+    with torch.no_grad():
+        next(tr.D.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="D_hinge"):
+        tr.train_step(_batch(ds, cfg, 0, 0))
+    assert list_checkpoints(tmp_path / "checkpoints") == good
+
+
+def test_truncated_checkpoint_is_refused(data, tmp_path):
+    cfg = TrainConfig(preset="tiny", out=str(tmp_path), steps=2, sample_every=100)
+    train(cfg, data, progress=False)
+    last = list_checkpoints(tmp_path / "checkpoints")[-1]
+    assert load_checkpoint(last)["step"] == 2
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        train(TrainConfig(preset="tiny", out=str(tmp_path), steps=4, resume=True), data, progress=False)
+    assert not list((tmp_path / "checkpoints").glob("*.tmp")), "no half-written files left"
+
+
+def _cli(out: Path, data_file: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    args = ["--data", str(data_file), "--out", str(out), "--preset", "tiny", "--recipe", "cpu"]
+    args += ["--pretrain-steps", "2", "--steps", "40", "--ckpt-every-steps", "5", "--sample-every", "1000"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "scriptvit_lib", "train", *args, *extra], env=env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(data, tmp_path):
+    data_file = tmp_path / "words.pickle"
+    write_iam_pickle({"train": data["train"], "test": data["test"]}, data_file)
+    full = _cli(tmp_path / "full", data_file)
+    killed = _cli(tmp_path / "killed", data_file)
+    ckpts = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 120
+    while not any(p.name.startswith("step_0000010") for p in ckpts.glob("step_*.pt")):
+        assert killed.poll() is None and time.time() < deadline, "training ended before it could be killed"
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "model").exists(), "the killed run must not have finished"
+    resumed = _cli(tmp_path / "killed", data_file, "--resume")
+    assert resumed.wait() == 0, resumed.stderr.read().decode()
+    assert full.wait() == 0, full.stderr.read().decode()
+    a = load_checkpoint(list_checkpoints(tmp_path / "full" / "checkpoints")[-1])
+    b = load_checkpoint(list_checkpoints(tmp_path / "killed" / "checkpoints")[-1])
+    assert a["step"] == b["step"] == 40
+    for net in ("G", "D", "R", "W", "G_ema"):
+        for key in a[net]:
+            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs after resume"
