@@ -1,2 +1,3 @@
 """ScriptViT lab."""
+
 __version__ = "0.1.0"

@@ -83,6 +83,8 @@ class ScriptViTConfig:
     pixels, never on how much padding follows the word."""
     rec_hidden: int = 256
     """Hidden size of each direction of the BiLSTM head (used only with rec_head='lstm')."""
+    rec_norm: str = "batch"
+    """'batch' (HWT's CRNN) or 'none' (no cross-sample statistics; see `recognizer.py`)."""
     wcls_ch: int = 8
     """Base channels of the writer classifier."""
     num_writers: int = 8

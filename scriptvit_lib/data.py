@@ -11,6 +11,7 @@ validation words are never seen in training, for any source.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .cli import UserError
@@ -44,3 +45,25 @@ def load_data(path: str | Path, *, split_files: tuple[str, str] | None = None) -
     raise UserError(
         f"{p} is neither a built font dataset (manifest.csv), an IAM folder (words.txt) nor an IAM-32.pickle"
     )
+
+
+# Ten families (two of them test families under the sorted-index rule) for notebooks and demos.
+MINI_FAMILIES = (
+    "caveat,indie-flower,kalam,homemade-apple,dancing-script,"
+    "gloria-hallelujah,reenie-beanie,cedarville-cursive,rock-salt,yellowtail"
+)
+
+
+def mini_dataset(root: str | Path = "data/fonts-mini", *, words_per_writer: int = 60) -> dict[str, WordSet]:
+    """A small font dataset for notebooks: built on first use (fonts from npm), then reused.
+
+    Notebooks call `mini_dataset(ROOT / "data/fonts-mini")`; the full dataset is
+    `scriptvit data build` (38+ families x 300 words).
+    """
+    from .dataset import build_dataset
+
+    root = Path(root)
+    built = root / "build.json"
+    if not built.exists() or json.loads(built.read_text())["args"]["words_per_writer"] < words_per_writer:
+        build_dataset(root, families=MINI_FAMILIES, words_per_writer=words_per_writer, workers=1)
+    return load_font_dataset(root)

@@ -31,6 +31,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import time
 import zlib
 from pathlib import Path
@@ -47,13 +48,29 @@ from .words import WordSample, WordSet
 __all__ = ["build_dataset", "load_font_dataset", "load_writers", "render_word", "writer_grid_figure"]
 
 SHARD_VERSION = 1
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # IAM-like token mix: ~13% punctuation, ~1% numbers, sentence-initial capitals
-PUNCT = {".": 30, ",": 33, '"': 7, "-": 5, "'s": 5, "'": 2, "?": 2, "!": 2, ";": 2, ":": 2,
-         "(": 1, ")": 1, "n't": 3, "&": 0.5}
+PUNCT = {
+    ".": 30,
+    ",": 33,
+    '"': 7,
+    "-": 5,
+    "'s": 5,
+    "'": 2,
+    "?": 2,
+    "!": 2,
+    ";": 2,
+    ":": 2,
+    "(": 1,
+    ")": 1,
+    "n't": 3,
+    "&": 0.5,
+}
 P_PUNCT, P_NUMBER, P_CAPITAL, P_UPPER = 0.13, 0.01, 0.12, 0.005
 
 
 # ---------------------------------------------------------------- words
+
 
 def default_vocabulary(n: int = 30000) -> tuple[list[str], np.ndarray]:
     """The `n` most frequent English words that fit the charset, and their frequencies."""
@@ -61,14 +78,28 @@ def default_vocabulary(n: int = 30000) -> tuple[list[str], np.ndarray]:
 
     cs = Charset()
     freq = wordfreq.get_frequency_dict("en")
-    words = [w for w in wordfreq.top_n_list("en", n)
-             if w.isascii() and w.isalpha() and len(w) <= 14 and (len(w) > 1 or w in "ai")
-             and not cs.unknown(w)]
+    words = [
+        w
+        for w in wordfreq.top_n_list("en", n)
+        if w.isascii() and w.isalpha() and len(w) <= 14 and (len(w) > 1 or w in "ai") and not cs.unknown(w)
+    ]
     return words, np.array([freq[w] for w in words])
 
 
-def draw_words(rng: np.random.Generator, n: int, vocab: tuple[list[str], np.ndarray | None],
-               allowed: frozenset, *, iam_like: bool = True) -> list[str]:
+def _wordfreq_version() -> str:
+    from importlib.metadata import version
+
+    return version("wordfreq")
+
+
+def draw_words(
+    rng: np.random.Generator,
+    n: int,
+    vocab: tuple[list[str], np.ndarray | None],
+    allowed: frozenset,
+    *,
+    iam_like: bool = True,
+) -> list[str]:
     """`n` tokens like IAM running text; tokens with characters outside `allowed` are redrawn."""
     words, freq = vocab
     cdf = np.cumsum(freq if freq is not None else np.ones(len(words)))
@@ -94,6 +125,7 @@ def draw_words(rng: np.random.Generator, n: int, vocab: tuple[list[str], np.ndar
 
 # ---------------------------------------------------------------- writers and split
 
+
 def split_of_family(sorted_index: int) -> str:
     return "test" if sorted_index % 5 == 4 else "train"
 
@@ -116,20 +148,30 @@ def plan_writers(families: list[FontFamily], names: list[str], per_family: int, 
     for fam in families:
         weights = sorted(fam.files, key=lambda w: -1 if w is None else w)
         everyday = [w for w in weights if w is None or 300 <= w <= 700] or weights
+        first = int(writer_rng(seed, fam.name, 0).integers(len(everyday)))
         for k in range(per_family):
             wid = f"{fam.name}-{k}"
-            rng = writer_rng(seed, wid, 0)
-            # with several writers per family, cycle through the weights in a writer-drawn order
-            weight = everyday[(k + int(rng.integers(len(everyday)))) % len(everyday)]
-            writers.append(dict(id=wid, family=fam.name, font_file=str(fam.files[weight]), weight=weight,
-                                style=WriterStyle.sample(rng).to_dict(), split=split_of_family(order[fam.name])))
+            weight = everyday[(first + k) % len(everyday)]  # writers of a family cycle through weights
+            style = WriterStyle.sample(writer_rng(seed, wid, 0)).to_dict()
+            writers.append(
+                dict(
+                    id=wid,
+                    family=fam.name,
+                    font_file=str(fam.files[weight]),
+                    weight=weight,
+                    style=style,
+                    split=split_of_family(order[fam.name]),
+                )
+            )
     return writers
 
 
 # ---------------------------------------------------------------- shards
 
-def _shard_key(meta: dict, seed: int, n_words: int) -> str:
-    return json.dumps([SHARD_VERSION, seed, n_words, meta["style"], Path(meta["font_file"]).name])
+
+def _shard_key(meta: dict, seed: int, n_words: int, vocab_id: str) -> str:
+    """What a shard was rendered from; a shard with another key is rendered again."""
+    return json.dumps([SHARD_VERSION, seed, n_words, vocab_id, meta["style"], Path(meta["font_file"]).name])
 
 
 def _shard_ok(path: Path, key: str) -> bool:
@@ -144,12 +186,14 @@ def _shard_ok(path: Path, key: str) -> bool:
 _VOCAB = None
 
 
-def _init_worker(vocab):
+def _init_worker(vocab, pool: bool = False):
     global _VOCAB
     _VOCAB = vocab
+    if pool:  # Ctrl-C is the parent's business: it stops the pool, finished shards stay
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def render_writer(meta: dict, root: str, seed: int, n_words: int) -> str:
+def render_writer(meta: dict, root: str, seed: int, n_words: int, vocab_id: str = "") -> str:
     """Render one writer's words into shards/<id>.npz (atomically); returns the id."""
     rng = writer_rng(seed, meta["id"], 1)
     vocab = _VOCAB if _VOCAB is not None else default_vocabulary()
@@ -160,9 +204,14 @@ def render_writer(meta: dict, root: str, seed: int, n_words: int) -> str:
     path = Path(root) / "shards" / f"{meta['id']}.npz"
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, images=np.concatenate(images, axis=1), widths=widths,
-                            offsets=np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64),
-                            texts=np.array(texts), key=np.array(_shard_key(meta, seed, n_words)))
+        np.savez_compressed(
+            fh,
+            images=np.concatenate(images, axis=1),
+            widths=widths,
+            offsets=np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64),
+            texts=np.array(texts),
+            key=np.array(_shard_key(meta, seed, n_words, vocab_id)),
+        )
     os.replace(tmp, path)
     return meta["id"]
 
@@ -173,13 +222,23 @@ def _render_star(job):
 
 # ---------------------------------------------------------------- build
 
-def build_dataset(out: str | os.PathLike = "data/fonts", families: str | list[str] = "core",
-                  fonts_dir: str | os.PathLike | None = None, writers_per_family: int = 1,
-                  words_per_writer: int = 300, seed: int = 0, workers: int = 2,
-                  vocab: list[str] | None = None) -> Path:
+
+def build_dataset(
+    out: str | os.PathLike = "data/fonts",
+    families: str | list[str] = "core",
+    fonts_dir: str | os.PathLike | None = None,
+    writers_per_family: int = 1,
+    words_per_writer: int = 300,
+    seed: int = 0,
+    workers: int = 2,
+    vocab: list[str] | None = None,
+) -> Path:
     """Fetch fonts, plan writers, render every missing shard, write the index files -> `out`.
 
-    `vocab`: words to draw from uniformly (as written) instead of the wordfreq default.
+    `families`: 'core', 'all', 'a,b,c' or a file of names (see `fonts.resolve_families`); ignored
+    with `fonts_dir`, where every font file of the folder is one family. `vocab`: words to draw
+    from uniformly (as written) instead of the wordfreq default. Rerunning resumes: shards that
+    exist, load and match the arguments are kept.
     """
     t0 = time.time()
     if words_per_writer < 1 or writers_per_family < 1 or workers < 1:
@@ -202,6 +261,7 @@ def build_dataset(out: str | os.PathLike = "data/fonts", families: str | list[st
         raise UserError("no usable font family: nothing to render")
     print(f"fonts: {len(fams)} families used, {len(skipped)} skipped", flush=True)
     words = (vocab, None) if vocab is not None else default_vocabulary()
+    vocab_id = f"list-{zlib.crc32(' '.join(vocab).encode())}" if vocab else f"wordfreq-{_wordfreq_version()}"
 
     root = Path(out)
     (root / "shards").mkdir(parents=True, exist_ok=True)
@@ -219,9 +279,12 @@ def build_dataset(out: str | os.PathLike = "data/fonts", families: str | list[st
         w["font_file"] = dst.as_posix()
     _write_json(root / "writers.json", writers)
 
-    todo = [w for w in writers if not _shard_ok(root / "shards" / f"{w['id']}.npz",
-                                               _shard_key(w, seed, words_per_writer))]
-    jobs = [(w, str(root), seed, words_per_writer) for w in todo]
+    todo = [
+        w
+        for w in writers
+        if not _shard_ok(root / "shards" / f"{w['id']}.npz", _shard_key(w, seed, words_per_writer, vocab_id))
+    ]
+    jobs = [(w, str(root), seed, words_per_writer, vocab_id) for w in todo]
     bar = tqdm(total=len(writers), initial=len(writers) - len(todo), desc="writers", unit="writer")
     with bar:
         if workers == 1 or len(jobs) <= 1:
@@ -234,18 +297,42 @@ def build_dataset(out: str | os.PathLike = "data/fonts", families: str | list[st
                 _init_worker(None)
         else:
             ctx = mp.get_context("spawn")  # safe next to torch/Jupyter threads
-            with ctx.Pool(min(workers, len(jobs)), _init_worker, (words,)) as pool:
+            saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+            os.environ.update({k: "1" for k in _THREAD_VARS})  # one thread per worker process
+            try:
+                pool = ctx.Pool(min(workers, len(jobs)), _init_worker, (words, True))
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        del os.environ[k]
+                    else:
+                        os.environ[k] = v
+            with pool:
                 for _ in pool.imap_unordered(_render_star, jobs):
                     bar.update()
 
     counts = _write_manifest(root, writers)
-    args = dict(out=str(out), families=families if isinstance(families, str) else list(families),
-                fonts_dir=None if fonts_dir is None else str(fonts_dir), writers_per_family=writers_per_family,
-                words_per_writer=words_per_writer, workers=workers, vocab=None if vocab is None else len(vocab))
-    _write_json(root / "build.json", dict(
-        args=args, seed=seed, counts=dict(writers=len(writers), families=len(fams), samples=counts),
-        families_used=[f.name for f in fams], families_skipped=skipped, rendered=len(todo),
-        seconds=round(time.time() - t0, 1)))
+    args = dict(
+        out=str(out),
+        families=families if isinstance(families, str) else list(families),
+        fonts_dir=None if fonts_dir is None else str(fonts_dir),
+        writers_per_family=writers_per_family,
+        words_per_writer=words_per_writer,
+        workers=workers,
+        vocab=None if vocab is None else len(vocab),
+    )
+    _write_json(
+        root / "build.json",
+        dict(
+            args=args,
+            seed=seed,
+            counts=dict(writers=len(writers), families=len(fams), samples=counts),
+            families_used=[f.name for f in fams],
+            families_skipped=skipped,
+            rendered=len(todo),
+            seconds=round(time.time() - t0, 1),
+        ),
+    )
     print(f"wrote {root}: {len(writers)} writers, samples {counts}, {time.time() - t0:.0f} s", flush=True)
     return root
 
@@ -275,10 +362,13 @@ def _write_manifest(root: Path, writers: list[dict]) -> dict:
 
 # ---------------------------------------------------------------- load and look
 
+
 def _check_built(root: Path) -> None:
     if not ((root / "manifest.csv").is_file() and (root / "writers.json").is_file()):
-        raise UserError(f"{root} is not a built font data set (no manifest.csv / writers.json): "
-                        f"run `scriptvit data build --out {root}`")
+        raise UserError(
+            f"{root} is not a built font data set (no manifest.csv / writers.json): "
+            f"run `scriptvit data build --out {root}`"
+        )
 
 
 def load_writers(root: str | os.PathLike) -> list[dict]:
@@ -302,15 +392,17 @@ def load_font_dataset(root: str | os.PathLike = "data/fonts") -> dict[str, WordS
                     with np.load(root / file) as z:
                         shards[file] = (z["images"], z["offsets"], z["widths"])
                 except (OSError, ValueError, KeyError) as e:
-                    raise UserError(f"cannot read {root / file} ({e}): rerun `scriptvit data build`") from None
+                    msg = f"cannot read {root / file} ({e}): rerun `scriptvit data build`"
+                    raise UserError(msg) from None
             images, offsets, widths = shards[file]
             o, w = offsets[int(idx)], widths[int(idx)]
-            sets[row["split"]].append(WordSample(row["writer"], row["text"], images[:, o : o + w]))
+            sets[row["split"]].append(WordSample(row["writer"], row["text"], images[:, o : o + w].copy()))
     return {k: WordSet(v) for k, v in sets.items()}
 
 
-def writer_grid_figure(root_or_sets, text: str = "handwriting", n_writers: int = 24, path=None,
-                       *, cols: int = 3, seed: int = 0):
+def writer_grid_figure(
+    root_or_sets, text: str = "handwriting", n_writers: int = 24, path=None, *, cols: int = 3, seed: int = 0
+):
     """A grid of writers writing `text` (fresh renders from a built folder's writers.json; from
     WordSets, each writer's sample of `text` if it has one, else its first). Saved if `path`."""
     from matplotlib.figure import Figure

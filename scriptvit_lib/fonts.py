@@ -97,7 +97,7 @@ def resolve_families(spec: str | list[str]) -> list[str]:
 def _cached(name: str) -> FontFamily | None:
     folder = cache_dir() / name
     files = {}
-    for p in folder.glob(f"*-latin-*-normal.woff*"):
+    for p in folder.glob("*-latin-*-normal.woff*"):
         weight = int(p.name.rsplit("-latin-", 1)[1].split("-")[0])
         if weight not in files or p.suffix == ".woff2":
             files[weight] = p
@@ -114,7 +114,10 @@ def _npm_pack(name: str, npm: str) -> FontFamily:
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         run = subprocess.run(
             [npm, "pack", f"@fontsource/{name}", "--pack-destination", tmp],
-            cwd=tmp, capture_output=True, text=True, timeout=180,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
         tarballs = list(Path(tmp).glob("*.tgz"))
         if run.returncode != 0 or not tarballs:
@@ -151,6 +154,8 @@ def fetch_families(names: list[str], *, threads: int = 6) -> tuple[list[FontFami
                 f"@fontsource/{missing[0]}): install Node.js/npm, or use --fonts-dir DIR with any "
                 "folder of .ttf/.otf/.woff/.woff2 files (one font file = one writer group)"
             )
+
+        print(f"fetching {len(missing)} font families with npm into {cache_dir()}", flush=True)
 
         def get(n):
             try:

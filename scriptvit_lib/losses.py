@@ -16,11 +16,14 @@ from torch.nn import functional as F
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over each word's valid positions, then over the batch: every word weighs the same
+    whatever its width, and a batch's loss is the mean of its samples' losses (so a batch split
+    over several processes gives the same gradient as the whole batch in one)."""
     if mask is None:
         return x.mean()
     assert mask.shape == x.shape, f"mask {tuple(mask.shape)} does not match logits {tuple(x.shape)}"
-    m = mask.to(device=x.device, dtype=x.dtype)
-    return (x * m).sum() / m.sum().clamp_min(1.0)
+    m = mask.to(device=x.device, dtype=x.dtype).flatten(1)
+    return ((x.flatten(1) * m).sum(1) / m.sum(1).clamp_min(1.0)).mean()
 
 
 def d_hinge_loss(

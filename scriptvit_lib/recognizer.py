@@ -30,19 +30,34 @@ def _conv(cin: int, cout: int, *, bn: bool, kernel=3, padding=1) -> list[nn.Modu
     return layers + ([nn.BatchNorm2d(cout)] if bn else []) + [nn.ReLU(inplace=True)]
 
 
+NORMS = ("batch", "none")
+
+
 class Recognizer(nn.Module):
     stride = STRIDE
 
-    def __init__(self, *, num_classes: int = 81, ch: int = 64, head: str = "linear", hidden: int = 256):
+    def __init__(
+        self,
+        *,
+        num_classes: int = 81,
+        ch: int = 64,
+        head: str = "linear",
+        hidden: int = 256,
+        norm: str = "batch",
+    ):
         super().__init__()
         assert head in ("linear", "lstm"), f"head must be 'linear' or 'lstm', got {head!r}"
+        # 'batch' = HWT's CRNN; 'none' makes every sample independent of the others in its batch
+        # (multi-process CPU training, where BatchNorm statistics cannot be synchronised).
+        assert norm in NORMS, f"norm must be one of {NORMS}, got {norm!r}"
+        bn = norm == "batch"
         c = [ch, 2 * ch, 4 * ch, 4 * ch, 8 * ch, 8 * ch, 8 * ch]  # HWT/CRNN widths for ch = 64
         self.cnn = nn.Sequential(
             *_conv(1, c[0], bn=False), nn.MaxPool2d(2, 2),  # [16, W/2]
             *_conv(c[0], c[1], bn=False), nn.MaxPool2d(2, 2),  # [8, W/4]
-            *_conv(c[1], c[2], bn=True), *_conv(c[2], c[3], bn=False), nn.MaxPool2d((2, 1)),  # [4, W/4]
-            *_conv(c[3], c[4], bn=True), *_conv(c[4], c[5], bn=False), nn.MaxPool2d((2, 1)),  # [2, W/4]
-            *_conv(c[5], c[6], bn=True, kernel=(2, 3), padding=(0, 1)),  # [1, W/4]
+            *_conv(c[1], c[2], bn=bn), *_conv(c[2], c[3], bn=False), nn.MaxPool2d((2, 1)),  # [4, W/4]
+            *_conv(c[3], c[4], bn=bn), *_conv(c[4], c[5], bn=False), nn.MaxPool2d((2, 1)),  # [2, W/4]
+            *_conv(c[5], c[6], bn=bn, kernel=(2, 3), padding=(0, 1)),  # [1, W/4]
         )  # fmt: skip
         self.head_type = head
         if head == "lstm":
@@ -54,8 +69,14 @@ class Recognizer(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: ScriptViTConfig) -> Recognizer:
-        """Build from a `ScriptViTConfig` (uses `num_classes`, `rec_ch`, `rec_head`, `rec_hidden`)."""
-        return cls(num_classes=cfg.num_classes, ch=cfg.rec_ch, head=cfg.rec_head, hidden=cfg.rec_hidden)
+        """Build from a `ScriptViTConfig` (`num_classes`, `rec_ch`, `rec_head`, `rec_hidden`, `rec_norm`)."""
+        return cls(
+            num_classes=cfg.num_classes,
+            ch=cfg.rec_ch,
+            head=cfg.rec_head,
+            hidden=cfg.rec_hidden,
+            norm=cfg.rec_norm,
+        )
 
     def forward(self, images: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
         """images [B, 1, 32, W >= 16] in [-1, 1] -> log-probs [B, W//4, num_classes].

@@ -55,9 +55,17 @@ class WriterStyle:
     def sample(cls, rng: np.random.Generator) -> WriterStyle:
         u = rng.uniform
         return cls(
-            x_height=u(7.5, 10.5), baseline=u(21.0, 23.0), slant=u(-0.15, 0.3), width=u(0.85, 1.2),
-            spacing=u(-0.05, 0.2), thickness=u(1.1, 2.3), wobble=u(0.0, 0.8),
-            wobble_period=u(3.0, 8.0), ink=u(0.0, 90.0), jitter=u(0.25, 0.6), noise=u(0.0, 4.0),
+            x_height=u(7.5, 10.5),
+            baseline=u(21.0, 23.0),
+            slant=u(-0.15, 0.3),
+            width=u(0.85, 1.2),
+            spacing=u(-0.05, 0.2),
+            thickness=u(1.1, 2.3),
+            wobble=u(0.0, 0.8),
+            wobble_period=u(3.0, 8.0),
+            ink=u(0.0, 90.0),
+            jitter=u(0.25, 0.6),
+            noise=u(0.0, 4.0),
         )
 
     def to_dict(self) -> dict:
@@ -89,9 +97,9 @@ def font_metrics(path: str) -> FontMetrics:
     desc = median_y("gjpqy", 3, 0.8 * descent)
     # stroke width ~ 2 * area / perimeter of the ink of a few round letters
     word = "".join(c for c in "ohnmae" if c in have) or "".join(sorted(have - {" "}))[:6]
-    l, t, r, b = font.getbbox(word or " ")
-    im = Image.new("L", (r - l + 4, b - t + 4), 0)
-    ImageDraw.Draw(im).text((2 - l, 2 - t), word, font=font, fill=255)
+    x0, y0, x1, y1 = font.getbbox(word or " ")
+    im = Image.new("L", (x1 - x0 + 4, y1 - y0 + 4), 0)
+    ImageDraw.Draw(im).text((2 - x0, 2 - y0), word, font=font, fill=255)
     mask = np.asarray(im) > 127
     edge = mask & ~(np.roll(mask, 1, 0) & np.roll(mask, -1, 0) & np.roll(mask, 1, 1) & np.roll(mask, -1, 1))
     stroke = 2 * mask.sum() / edge.sum() if edge.sum() else 0.08 * REF
@@ -105,9 +113,11 @@ def render_text(font_path: str, style: WriterStyle, text: str, rng: np.random.Ge
     m = font_metrics(str(font_path))
     # --- size: x-height from the style, capped so ascenders/descenders keep their room
     fit = (HEIGHT - 2 * EDGE) / (m.ascender + m.descender)  # largest size whose ascenders+descenders fit
-    size0 = min(style.x_height / m.x_height, fit)  # the writer's usual font size (output px)
+    # in caps-only fonts 'x' is as tall as 'h': count such an x-height as 0.65 of the ascender
+    x_ratio = min(m.x_height, 0.65 * m.ascender)
+    size0 = min(style.x_height / x_ratio, fit)  # the writer's usual font size (output px)
     size = min(size0 * np.exp(rng.normal(0, 0.04)), fit)
-    x_h = size * m.x_height
+    x_h = size * x_ratio
     # the baseline moves from the writer's habit only as far as the font's ascenders/descenders need
     baseline = float(np.clip(style.baseline, EDGE + size * m.ascender, HEIGHT - EDGE - size * m.descender))
     font = load_font(font_path, max(4, round(size * S)))
@@ -118,7 +128,7 @@ def render_text(font_path: str, style: WriterStyle, text: str, rng: np.random.Ge
 
     # --- draw characters one by one: kerned positions + spacing + wobbly baseline
     gap = style.spacing * x_h * S
-    pad = 4 * S
+    pad = int((x_h + 4) * S)  # room for swashes that reach left of a letter's origin
     width = int(font.getlength(text) + gap * len(text) + 2 * pad + 2 * stroke_w + 1)
     rows = HEIGHT * S * 2  # generous; the warp below picks the final 32*S rows
     base_y = rows / 2
@@ -137,7 +147,9 @@ def render_text(font_path: str, style: WriterStyle, text: str, rng: np.random.Ge
     return _finish(ink, base_y, baseline, style, rng)
 
 
-def _finish(ink: np.ndarray, base_y: float, baseline: float, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
+def _finish(
+    ink: np.ndarray, base_y: float, baseline: float, style: WriterStyle, rng: np.random.Generator
+) -> np.ndarray:
     """Warp the hi-res ink into the 32-row layout, downsample, add tone and noise."""
     ys, xs = np.nonzero(ink > 0.2)
     if len(ys) == 0:
@@ -177,13 +189,21 @@ def _finish(ink: np.ndarray, base_y: float, baseline: float, style: WriterStyle,
 
 
 def _elastic(shape: tuple[int, int], scale: float, rng: np.random.Generator):
-    """A smooth random displacement field (dx, dy), std ~ scale, correlated over ~6 px."""
+    """A smooth random displacement field (dx, dy): a sum of Gaussian bumps ~6 px apart with
+    random heights, normalised so each pixel moves with std `scale`. Separable: By @ h @ Bx.T."""
     h, w = shape
-    gh, gw = 3, max(2, w // (6 * S) + 2)
-    grid = rng.normal(0, scale, (2, gh, gw))
-    yy = np.linspace(0, gh - 1, h, dtype=np.float32)[:, None].repeat(w, 1)
-    xx = np.linspace(0, gw - 1, w, dtype=np.float32)[None, :].repeat(h, 0)
-    return [map_coordinates(g, [yy, xx], order=3, mode="nearest") for g in grid]
+    step = 6 * S
+
+    def basis(n, centers, width):  # [n, len(centers)], rows of unit norm
+        b = np.exp(-0.5 * ((np.arange(n)[:, None] - centers[None]) / width) ** 2)
+        return b / np.linalg.norm(b, axis=1, keepdims=True)
+
+    by = basis(h, np.linspace(0, h - 1, 3), h / 2)  # [h, 3]
+    bx = basis(w, np.arange(-step, w + 2 * step, step, dtype=float), step)  # [w, gx]
+    heights = rng.normal(0, scale, (2, by.shape[1], bx.shape[1]))
+    rows = heights @ bx.T  # [2, 3, w]
+    # by @ rows as 3 outer products: tiny, and no BLAS threads fighting the worker processes
+    return [sum(np.outer(by[:, j], r[j]) for j in range(by.shape[1])) for r in rows]  # 2 x [h, w]
 
 
 def render_word(writer_meta: dict, text: str, rng: np.random.Generator | int | None = None) -> np.ndarray:

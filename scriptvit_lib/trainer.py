@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
@@ -104,15 +105,33 @@ class TrainConfig:
     """Fields of `ScriptViTConfig` to change from the preset."""
 
 
-LOG_FIELDS = ["step", "minutes", "D_hinge", "R_ctc_real", "W_ce_real", "G_adv", "G_ctc", "G_writer", "G_recon", "G_total"]
+LOG_FIELDS = [
+    "step",
+    "minutes",
+    "D_hinge",
+    "R_ctc_real",
+    "W_ce_real",
+    "G_adv",
+    "G_ctc",
+    "G_writer",
+    "G_recon",
+    "G_total",
+]
 
 RECIPES: dict[str, dict] = {
     # The paper's recipe as HWT/VATr run it.
     "paper": {},
     # What makes words legible within minutes on 2 CPU cores (measured; see README).
     "cpu": dict(
-        lr=2e-4, w_recon=1.0, pretrain_steps=300, ema=0.999, sample_every=250,
-        balance=0.0, w_adv=0.1, w_ctc=0.1, w_writer=0.1,
+        lr=2e-4,
+        w_recon=1.0,
+        pretrain_steps=300,
+        ema=0.999,
+        sample_every=250,
+        balance=0.0,
+        w_adv=0.1,
+        w_ctc=0.1,
+        w_writer=0.1,
     ),  # fmt: skip
 }
 
@@ -160,9 +179,11 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         mc = model_cfg
         self.G = ScriptViT(mc).to(device)
-        self.D = Discriminator(ch=mc.d_ch).to(device)
-        self.R = Recognizer(num_classes=mc.num_classes, ch=mc.rec_ch, head=mc.rec_head).to(device)
-        self.W = WriterClassifier(num_writers=mc.num_writers, ch=mc.wcls_ch).to(device)
+        self.D = Discriminator.from_config(mc).to(device)
+        self.R = Recognizer.from_config(mc).to(device)
+        self.W = WriterClassifier.from_config(mc).to(device)
+        if self.world > 1 and device.type == "cuda":  # BatchNorm statistics over all ranks' batches
+            self.G, self.R = (nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (self.G, self.R))
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema > 0 else None
         betas = (cfg.beta1, cfg.beta2)
         self.opt = {
@@ -171,6 +192,7 @@ class Trainer:
         }
         self.step = 0
         self.pretrain_done = 0
+        self.last_g_logs: dict[str, float] = {}
         self.charset = Charset()
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
         if self.amp_dtype is not None and device.type != "cuda":
@@ -251,10 +273,12 @@ class Trainer:
         self._step("R", losses["R_ctc_real"])
         self._step("W", losses["W_ce_real"])
 
+        logs = {k: v.item() for k, v in losses.items()}
         if g_turn:
-            losses.update(self._generator_step(b, fake, fake_w))
+            self.last_g_logs = {k: v.item() for k, v in self._generator_step(b, fake, fake_w).items()}
+            logs.update(self.last_g_logs)
         self.step += 1
-        return {k: v.item() for k, v in losses.items()}
+        return logs
 
     def _generator_step(
         self, b: StyleBatch, fake: torch.Tensor, fake_w: torch.Tensor
@@ -266,11 +290,10 @@ class Trainer:
             lp = self.R(fake, fake_w)
             l_ctc = ctc_loss(lp, b.text_ids, self.R.output_lengths(fake_w), b.text_lengths)
             l_wr = writer_ce_loss(self.W(fake, fake_w), b.writer_ids)
-            l_rec = (
-                (fake - self._resized_targets(b, fake.shape[-1])).abs().mean()
-                if cfg.w_recon > 0
-                else fake.new_zeros(())
-            )
+            l_rec = fake.new_zeros(())
+            if cfg.w_recon > 0:  # per-word mean |fake - real| over the word's true width
+                diff = (fake - self._resized_targets(b, fake.shape[-1])).abs().flatten(1).sum(1)
+                l_rec = (diff / (fake.shape[-2] * fake_w)).mean()
         out = {"G_adv": l_adv, "G_ctc": l_ctc, "G_writer": l_wr, "G_recon": l_rec}
         self._check(out)
         a_ctc, a_wr = cfg.w_ctc, cfg.w_writer
@@ -282,7 +305,8 @@ class Trainer:
             for name, loss in (("ctc", l_ctc), ("wr", l_wr)):
                 if loss.requires_grad:
                     g = torch.autograd.grad(loss, fake, retain_graph=True)[0]
-                    a = (cfg.balance * s_adv / (_global_std(g, self.world) + 1e-8)).detach()
+                    # (clamp, not HWT's +1e-8: these stds scale with 1/batch, an additive eps would not)
+                    a = (cfg.balance * s_adv / _global_std(g, self.world).clamp_min(1e-12)).detach()
                     a_ctc, a_wr = (a * cfg.w_ctc, a_wr) if name == "ctc" else (a_ctc, a * cfg.w_writer)
         total = cfg.w_adv * l_adv + a_ctc * l_ctc + a_wr * l_wr + cfg.w_recon * l_rec
         self._step("G", total)
@@ -357,11 +381,15 @@ def load_checkpoint(path: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------ the loop
-def _batch(ds: StyleWordDataset, cfg: TrainConfig, step: int, rank: int, stream: int = 0) -> StyleBatch:
-    """The batch of (step, rank): a pure function of the seed, so resuming redraws it exactly."""
+def batch_items(ds: StyleWordDataset, cfg: TrainConfig, step: int, rank: int, stream: int = 0) -> list[dict]:
+    """The samples of (step, rank): a pure function of the seed, so resuming redraws them exactly."""
     rng = np.random.default_rng((cfg.seed, stream, step, rank))
     idx = rng.integers(0, len(ds), size=cfg.batch_size)
-    return collate_style_batch([ds.item(int(i), rng) for i in idx])
+    return [ds.item(int(i), rng) for i in idx]
+
+
+def _batch(ds: StyleWordDataset, cfg: TrainConfig, step: int, rank: int, stream: int = 0) -> StyleBatch:
+    return collate_style_batch(batch_items(ds, cfg, step, rank, stream))
 
 
 def build_trainer(cfg: TrainConfig, train_words: WordSet) -> tuple[Trainer, StyleWordDataset, dict[str, int]]:
@@ -421,7 +449,14 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
             bar.update(1)
             if rank == 0:
                 if trainer.step % cfg.log_every == 0 or trainer.step == 1:
-                    append_csv(log_path, {"step": trainer.step, "minutes": round(minutes(), 3), **logs}, LOG_FIELDS)
+                    # G's losses are those of its latest update (it steps every g_every iterations)
+                    row = {
+                        "step": trainer.step,
+                        "minutes": round(minutes(), 3),
+                        **trainer.last_g_logs,
+                        **logs,
+                    }
+                    append_csv(log_path, row, LOG_FIELDS)
                     bar.set_postfix(
                         {k: round(v, 3) for k, v in logs.items() if k in ("D_hinge", "G_ctc", "G_adv")}
                     )

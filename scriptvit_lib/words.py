@@ -63,9 +63,7 @@ class WordSet:
     def subset(self, writers: Iterable[str] | None = None, texts: Iterable[str] | None = None) -> WordSet:
         w = None if writers is None else set(writers)
         t = None if texts is None else set(texts)
-        return WordSet(
-            s for s in self.samples if (w is None or s.writer in w) and (t is None or s.text in t)
-        )
+        return WordSet(s for s in self.samples if (w is None or s.writer in w) and (t is None or s.text in t))
 
     def __add__(self, other: WordSet) -> WordSet:
         return WordSet(self.samples + other.samples)

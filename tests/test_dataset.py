@@ -163,8 +163,20 @@ def test_missing_npm_points_to_fonts_dir(monkeypatch, tmp_path):
 def test_cli_builds_and_reports_errors_in_one_line(fonts_dir, tmp_path, capsys):
     vocab = tmp_path / "words.txt"
     vocab.write_text("minimum\nquick\n")
-    args = ["data", "build", "--out", str(tmp_path / "ds"), "--fonts-dir", str(fonts_dir),
-            "--words", "3", "--workers", "1", "--vocab", str(vocab)]
+    args = [
+        "data",
+        "build",
+        "--out",
+        str(tmp_path / "ds"),
+        "--fonts-dir",
+        str(fonts_dir),
+        "--words",
+        "3",
+        "--workers",
+        "1",
+        "--vocab",
+        str(vocab),
+    ]
     assert main(args) == 0
     texts = {s.text for ws in dataset.load_font_dataset(tmp_path / "ds").values() for s in ws}
     assert texts <= {"minimum", "quick"}
@@ -191,6 +203,10 @@ def test_npm_fetch_caches_family_with_license(monkeypatch, tmp_path):
     monkeypatch.setattr(shutil, "which", lambda name: None)  # cached now: npm not needed
     again, _ = fonts.fetch_families(["indie-flower", "reenie-beanie"])
     assert again == fams
-    img = render.render_text(str(fams[0].files[400]), render.WriterStyle.sample(np.random.default_rng(0)),
-                             "Quick", np.random.default_rng(0))
+    img = render.render_text(
+        str(fams[0].files[400]),
+        render.WriterStyle.sample(np.random.default_rng(0)),
+        "Quick",
+        np.random.default_rng(0),
+    )
     assert img.shape[0] == 32 and img.dtype == np.uint8

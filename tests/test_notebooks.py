@@ -12,6 +12,11 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-
 def test_notebook_runs_under_papermill(nb: Path, tmp_path: Path):
     out = tmp_path / nb.name
     pm.execute_notebook(
-        str(nb), str(out), parameters={"FAST": True}, cwd=str(nb.parent), kernel_name="python3", progress_bar=False
+        str(nb),
+        str(out),
+        parameters={"FAST": True},
+        cwd=str(nb.parent),
+        kernel_name="python3",
+        progress_bar=False,
     )
     assert out.exists()

@@ -21,7 +21,9 @@ def test_environment_yml_matches_pyproject():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     conda_side = {_name(r) for r in pip_section if not r.startswith("-e")}
-    assert pip_side == conda_side, f"only in pyproject: {pip_side - conda_side}; only in env: {conda_side - pip_side}"
+    assert pip_side == conda_side, (
+        f"only in pyproject: {pip_side - conda_side}; only in env: {conda_side - pip_side}"
+    )
 
 
 def test_notebooks_are_stripped_and_parameterized():

@@ -21,7 +21,9 @@ def _word(writer_no: int, sample_no: int, width: int) -> np.ndarray:
 def words():
     texts = ["a", "the", "Hello,", "1960", "it's"]
     return WordSet(
-        WordSample(f"w{w}", texts[s % len(texts)], _word(w, s, 20 + 7 * s)) for w in range(3) for s in range(6)
+        WordSample(f"w{w}", texts[s % len(texts)], _word(w, s, 20 + 7 * s))
+        for w in range(3)
+        for s in range(6)
     )
 
 
@@ -80,7 +82,9 @@ def test_canvas_crops_wide_words_and_rejects_tall_ones():
 
 
 def test_dataloader_and_bad_input(words):
-    dl = DataLoader(StyleWordDataset(words, k=2, style_size=(32, 64)), batch_size=4, collate_fn=collate_style_batch)
+    dl = DataLoader(
+        StyleWordDataset(words, k=2, style_size=(32, 64)), batch_size=4, collate_fn=collate_style_batch
+    )
     batch = next(iter(dl))
     assert len(batch) == 4 and batch.to("cpu").style.shape[:2] == (4, 2)
     with pytest.raises(ValueError, match="1..15"):

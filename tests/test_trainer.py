@@ -15,6 +15,7 @@ import torch
 from fixtures_iam import synthetic_sets
 
 from scriptvit_lib.iam import write_iam_pickle
+from scriptvit_lib.words import WordSample, WordSet
 from scriptvit_lib.trainer import (
     CheckpointError,
     TrainConfig,
@@ -51,7 +52,9 @@ def test_schedule_and_real_only_updates(data, tmp_path):
     def spy(name, loss):
         # what each network learns from: D from detached fakes, R and W from real words only
         if name in "DRW":
-            assert not _graph_reaches(loss, tr.G.parameters()), f"{name}'s own loss depends on G (saw a live fake)"
+            assert not _graph_reaches(loss, tr.G.parameters()), (
+                f"{name}'s own loss depends on G (saw a live fake)"
+            )
         if name in "RW":
             fake = tr.G(b.style, b.text_ids, b.text_lengths, b.style_widths)
             assert not torch.equal(fake[..., : b.target.shape[-1]], b.target[..., : fake.shape[-1]])
@@ -129,3 +132,79 @@ def test_resume_after_sigkill_matches_uninterrupted_run(data, tmp_path):
     for net in ("G", "D", "R", "W", "G_ema"):
         for key in a[net]:
             assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs after resume"
+
+
+def _fixed_width(image, width: int):
+    import numpy as np
+
+    out = np.full((image.shape[0], width), 255, np.uint8)
+    out[:, : min(width, image.shape[1])] = image[:, :width]
+    return out
+
+
+def _record_grads(tr) -> dict:
+    """Snapshot each network's (rank-averaged) gradients at its optimizer step."""
+    grads = {}
+    for name, opt in tr.opt.items():
+
+        def step(*a, _orig=opt.step, _name=name, **kw):
+            net = getattr(tr, _name)
+            grads[_name] = {k: p.grad.clone() for k, p in net.named_parameters() if p.grad is not None}
+            return _orig(*a, **kw)
+
+        opt.step = step
+    return grads
+
+
+def _rank_main(rank: int, port: int, cfg: TrainConfig, data, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2")
+    torch.set_num_threads(1)
+    tr, ds, _ = build_trainer(cfg, data["train"])
+    grads = _record_grads(tr)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    tr.train_step(_batch(ds, cfg, 0, rank))
+    torch.save({"grads": grads, **{n: getattr(tr, n).state_dict() for n in "GDRW"}}, f"{out}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_two_gloo_processes_equal_one_process_on_merged_batch(data, tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from scriptvit_lib.sampler import collate_style_batch
+    from scriptvit_lib.trainer import batch_items
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # Two things make a word's loss depend on the rest of its batch, and are kept out here:
+    # BatchNorm statistics (per process on CPU: gloo has no SyncBatchNorm; on GPUs the trainer
+    # converts them to SyncBatchNorm) -> recognizer without them; and zero-padded convolutions,
+    # which see the batch's widest word at the right edge -> words of one length and width.
+    texts = ("Move", "1960", "it's", "have", "A-2,", "from")
+    data = {
+        split: WordSet(
+            WordSample(s.writer, texts[i % len(texts)], _fixed_width(s.image, 64)) for i, s in enumerate(ws)
+        )
+        for split, ws in data.items()
+    }
+    cfg = TrainConfig(preset="tiny", out=str(tmp_path), batch_size=3, model_overrides={"rec_norm": "none"})
+    mp.start_processes(_rank_main, args=(port, cfg, data, str(tmp_path)), nprocs=2, start_method="spawn")
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+
+    torch.set_num_threads(1)
+    single, ds, _ = build_trainer(cfg, data["train"])
+    grads = _record_grads(single)
+    single.train_step(collate_style_batch(batch_items(ds, cfg, 0, 0) + batch_items(ds, cfg, 0, 1)))
+    assert set(grads) == set("GDRW")
+    for net in "GDRW":
+        for key, value in getattr(single, net).state_dict().items():
+            assert torch.equal(r0[net][key], r1[net][key]), f"ranks disagree on {net}.{key} after the step"
+        # the averaged gradient of the two half-batches is the gradient of the whole batch (up to
+        # float rounding, measured against the network's largest gradient: some tensors, e.g. a
+        # conv bias right before a norm, have gradients that are pure rounding noise)
+        scale = max(g.abs().max() for g in grads[net].values())
+        for key, g in grads[net].items():
+            err = (r0["grads"][net][key] - g).abs().max() / scale
+            assert err < 1e-4, f"{net}.{key}: gradient differs from the merged batch's by {err:.2e}"
