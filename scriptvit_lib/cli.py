@@ -60,6 +60,11 @@ def _train(args: argparse.Namespace) -> None:
         k=args.k,
         lr=args.lr,
         w_recon=args.w_recon,
+        w_adv=args.w_adv,
+        w_ctc=args.w_ctc,
+        w_writer=args.w_writer,
+        balance=args.balance,
+        g_every=args.g_every,
         pretrain_steps=args.pretrain_steps,
         ema=args.ema,
         amp=args.amp,
@@ -78,6 +83,19 @@ def _train(args: argparse.Namespace) -> None:
         train(cfg, load_data(args.data))
     except TrainingDiverged as e:
         raise UserError(str(e)) from None
+
+
+def _demo(args: argparse.Namespace) -> None:
+    """Build the default dataset (if needed) and draw its writers."""
+    from pathlib import Path
+
+    from .dataset import build_dataset, writer_grid_figure
+
+    root = build_dataset(out=args.data, families="core", words_per_writer=300, workers=args.workers)
+    out = Path(args.figures) / "writers.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer_grid_figure(root, text="handwriting", n_writers=38, path=out)
+    print(f"wrote {out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     for name, typ in [
         ("batch-size", int), ("k", int), ("lr", float), ("w-recon", float), ("pretrain-steps", int),
+        ("w-adv", float), ("w-ctc", float), ("w-writer", float), ("balance", float), ("g-every", int),
         ("ema", float), ("grad-clip", float), ("seed", int), ("ckpt-every-minutes", float),
         ("ckpt-every-steps", int), ("sample-every", int),
     ]:  # fmt: skip
@@ -126,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="auto | cpu | cuda")
     t.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a model-config field")
     t.set_defaults(func=_train)
+
+    d = sub.add_parser("demo", help="what `make demo` runs")
+    d.add_argument("--data", default="data/fonts")
+    d.add_argument("--figures", default="figures")
+    d.add_argument("--workers", type=int, default=2)
+    d.set_defaults(func=_demo)
     return p
 
 

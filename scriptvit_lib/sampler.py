@@ -145,12 +145,16 @@ class StyleWordDataset(Dataset):
         }
 
 
+PAD_MULTIPLE = 8  # the discriminator scores one column per 8 px: pad so the last one is whole
+
+
 def collate_style_batch(items: Sequence[dict]) -> StyleBatch:
-    """Pad targets (with paper) and texts (with 0) to the longest in the batch."""
+    """Pad targets (with paper, to a multiple of 8 px) and texts (with 0) to the longest."""
     widths = torch.tensor([it["target"].shape[-1] for it in items])
     lengths = torch.tensor([len(it["text_ids"]) for it in items])
     h = items[0]["target"].shape[-2]
-    target = torch.ones(len(items), 1, h, int(widths.max()))
+    w_pad = -(-int(widths.max()) // PAD_MULTIPLE) * PAD_MULTIPLE
+    target = torch.ones(len(items), 1, h, w_pad)
     text_ids = torch.zeros(len(items), int(lengths.max()), dtype=torch.long)
     for b, it in enumerate(items):
         target[b, :, :, : widths[b]] = it["target"]

@@ -193,6 +193,7 @@ class Trainer:
         self.step = 0
         self.pretrain_done = 0
         self.last_g_logs: dict[str, float] = {}
+        self.ema_updates = 0
         self.charset = Charset()
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
         if self.amp_dtype is not None and device.type != "cuda":
@@ -311,9 +312,13 @@ class Trainer:
         total = cfg.w_adv * l_adv + a_ctc * l_ctc + a_wr * l_wr + cfg.w_recon * l_rec
         self._step("G", total)
         if self.G_ema is not None:
+            # warm-up: the average starts short and lengthens to `ema`, so early samples are
+            # not dominated by the random initial weights
+            self.ema_updates += 1
+            decay = min(cfg.ema, (1 + self.ema_updates) / (10 + self.ema_updates))
             with torch.no_grad():
                 for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
-                    pe.lerp_(p, 1.0 - cfg.ema)
+                    pe.lerp_(p, 1.0 - decay)
                 for be, bb in zip(self.G_ema.buffers(), self.G.buffers()):
                     be.copy_(bb)
         out["G_total"] = total.detach()
@@ -331,7 +336,7 @@ class Trainer:
         if self.G_ema is not None:
             s["G_ema"] = self.G_ema.state_dict()
         s["scaler"] = self.scaler.state_dict()
-        s["step"], s["pretrain_done"] = self.step, self.pretrain_done
+        s["step"], s["pretrain_done"], s["ema_updates"] = self.step, self.pretrain_done, self.ema_updates
         s["torch_rng"] = torch.get_rng_state()
         if torch.cuda.is_available():
             s["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -347,6 +352,7 @@ class Trainer:
             self.G_ema.load_state_dict(s["G_ema"])
         self.scaler.load_state_dict(s["scaler"])
         self.step, self.pretrain_done = int(s["step"]), int(s["pretrain_done"])
+        self.ema_updates = int(s.get("ema_updates", 0))
         torch.set_rng_state(s["torch_rng"])
         if "cuda_rng" in s and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(s["cuda_rng"])

@@ -136,9 +136,13 @@ def plot_column_scores(image, scores, stride: int, *, mask=None, labels=None, ti
     """
     img, s = _gray(image), _np(scores)
     m = np.ones(len(s), bool) if mask is None else _np(mask).astype(bool)
-    w = img.shape[1]
-    fig = Figure(figsize=(max(3.0, w * PX * 2), 2.2))
-    top, bottom = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
+    h, w = img.shape
+    width = max(3.0, w * PX * 2)  # inches; the image row gets the height that keeps its aspect
+    img_h = (width - 0.6) * h / w
+    fig = Figure(figsize=(width, img_h + 1.8))
+    grid = fig.add_gridspec(2, 1, height_ratios=[img_h, 1.4])
+    top = fig.add_subplot(grid[0])
+    bottom = fig.add_subplot(grid[1], sharex=top)  # bar c sits under pixels c*stride .. (c+1)*stride
     top.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
     top.set_xlim(-0.5, w - 0.5)
     top.axis("off")
@@ -146,7 +150,6 @@ def plot_column_scores(image, scores, stride: int, *, mask=None, labels=None, ti
     x = np.arange(len(s)) * stride + stride / 2 - 0.5
     bottom.bar(x, s, width=stride * 0.9, color=np.where(m, "tab:blue", "0.8"))
     bottom.axhline(0, color="k", lw=0.5)
-    bottom.set_xlim(-0.5, w - 0.5)
     bottom.tick_params(labelsize=7)
     if labels is not None:
         for xi, si, lab in zip(x, s, labels):

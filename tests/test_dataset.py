@@ -139,6 +139,18 @@ def test_coverage_sees_tofu_and_drops_fonts_without_lowercase(tmp_path):
     assert [f.name for f in fams] == ["dejavusans"]
 
 
+def test_family_lists(tmp_path):
+    assert len(fonts.resolve_families("core")) == 38
+    assert fonts.resolve_families("all") == fonts.shipped_families()
+    assert fonts.resolve_families("Caveat, kalam") == ["caveat", "kalam"]
+    listed = tmp_path / "fams.txt"
+    listed.write_text("# my hands\ncaveat\nkalam  # neat\n\n")
+    assert fonts.resolve_families(str(listed)) == ["caveat", "kalam"]
+    listed.write_text("caveat\ncomic-sans\n")
+    with pytest.raises(UserError, match="comic-sans"):
+        fonts.resolve_families(str(listed))
+
+
 def test_bad_inputs_are_user_errors(fonts_dir, tmp_path):
     with pytest.raises(UserError, match="not-a-font-family"):
         dataset.build_dataset(tmp_path / "a", families="caveat,not-a-font-family")
@@ -193,6 +205,8 @@ def test_npm_fetch_caches_family_with_license(monkeypatch, tmp_path):
     if shutil.which("npm") is None:
         pytest.skip("npm not installed")
     monkeypatch.setenv("SCRIPTVIT_CACHE", str(tmp_path))
+    monkeypatch.setenv("npm_config_fetch_retries", "0")  # offline: fail fast, then skip
+    monkeypatch.setenv("npm_config_fetch_timeout", "15000")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fams, skipped = fonts.fetch_families(["indie-flower", "reenie-beanie"])

@@ -41,7 +41,7 @@ def test_batch_shapes_and_padding(words, k):
     assert batch.style.shape == (B, k, 1, 64, 96)
     assert batch.style_widths.shape == (B, k)
     wmax = max(s.image.shape[1] for s in words)
-    assert batch.target.shape == (B, 1, 32, wmax)
+    assert batch.target.shape == (B, 1, 32, -(-wmax // 8) * 8), "padded to the longest, a multiple of 8"
     assert batch.text_ids.shape == (B, max(len(s.text) for s in words))
     for b in range(B):
         w, n = batch.target_widths[b], batch.text_lengths[b]

@@ -15,7 +15,6 @@ import torch
 from fixtures_iam import synthetic_sets
 
 from scriptvit_lib.iam import write_iam_pickle
-from scriptvit_lib.words import WordSample, WordSet
 from scriptvit_lib.trainer import (
     CheckpointError,
     TrainConfig,
@@ -26,6 +25,7 @@ from scriptvit_lib.trainer import (
     load_checkpoint,
     train,
 )
+from scriptvit_lib.words import WordSample, WordSet
 
 WORDS = ("the", "Move", "A-2", "of", "and", "1960", "it's", "house")
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,7 +199,7 @@ def test_two_gloo_processes_equal_one_process_on_merged_batch(data, tmp_path):
     single.train_step(collate_style_batch(batch_items(ds, cfg, 0, 0) + batch_items(ds, cfg, 0, 1)))
     assert set(grads) == set("GDRW")
     for net in "GDRW":
-        for key, value in getattr(single, net).state_dict().items():
+        for key in getattr(single, net).state_dict():
             assert torch.equal(r0[net][key], r1[net][key]), f"ranks disagree on {net}.{key} after the step"
         # the averaged gradient of the two half-batches is the gradient of the whole batch (up to
         # float rounding, measured against the network's largest gradient: some tensors, e.g. a

@@ -1,0 +1,85 @@
+"""Package a finished run as the shipped model: weights, config, sample grid and model card.
+
+    python bench/ship_model.py runs/cpu --dest models/scriptvit-cpu --data data/fonts
+
+Copies `<run>/model/{model.safetensors,config.json}` (safetensors + JSON: loading never
+unpickles), the last sample grid, and writes MODEL_CARD.md from the run's own logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+
+
+def last_row(path: Path) -> dict:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return rows[-1] if rows else {}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--dest", type=Path, default=Path("models/scriptvit-cpu"))
+    ap.add_argument("--data", type=Path, default=Path("data/fonts"))
+    args = ap.parse_args()
+    run, dest = args.run, args.dest
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("model.safetensors", "config.json"):
+        shutil.copy2(run / "model" / name, dest / name)
+    samples = sorted((run / "samples").glob("step_*.png"))
+    if samples:
+        shutil.copy2(samples[-1], dest / "samples.png")
+    train_cfg = json.loads((run / "train_config.json").read_text())
+    model_cfg = json.loads((dest / "config.json").read_text())
+    ev, log = last_row(run / "eval.csv"), last_row(run / "log.csv")
+    minutes = json.loads((run / "elapsed.json").read_text())["minutes"]
+    build = json.loads((args.data / "build.json").read_text()) if (args.data / "build.json").exists() else {}
+    curve = (
+        json.loads(Path("bench/results/train_curve.json").read_text())
+        if Path("bench/results/train_curve.json").exists()
+        else {}
+    )
+    size_mb = (dest / "model.safetensors").stat().st_size / 2**20
+    card = f"""# ScriptViT `{train_cfg["preset"]}` generator (font writers)
+
+A ScriptViT generator (`scriptvit_lib.generator.ScriptViT`, {size_mb:.1f} MB safetensors) trained by
+`scriptvit train` on the default font-writer dataset. Load it with
+`ScriptViT.from_pretrained("{dest}")`.
+
+| | |
+|---|---|
+| data | `scriptvit data build` defaults: {build.get("counts", {}).get("writers", "?")} font writers \
+({build.get("counts", {}).get("samples", "?")}); test families never trained on |
+| preset / recipe | `{train_cfg["preset"]}`; lr {train_cfg["lr"]}, batch {train_cfg["batch_size"]}, k = {train_cfg["k"]}, \
+L1 {train_cfg["w_recon"]}, adv {train_cfg["w_adv"]}, CTC {train_cfg["w_ctc"]}, writer {train_cfg["w_writer"]}, \
+balance {train_cfg["balance"]}, R/W pre-training {train_cfg["pretrain_steps"]} steps, EMA {train_cfg["ema"]} |
+| steps | {log.get("step", "?")} iterations (generator updated every {train_cfg["g_every"]}) |
+| wall time | {minutes:.1f} minutes |
+| hardware | {platform.machine()}, {os.cpu_count()} CPU cores, no GPU (shared with other work while training) |
+| final losses | {", ".join(f"{k} {float(v):.3f}" for k, v in log.items() if k not in ("step", "minutes") and v)} |
+| CER of generated words (run's own recognizer) | val (seen writers) {ev.get("cer_val", "?")}, \
+test (unseen writers) {ev.get("cer_test", "?")} |
+| minutes to CER(test) <= 0.15 | {curve.get("minutes_to_cer_test_le_0.15", "see curve")} |
+
+The CER above is read by the recognizer the generator trained against, which flatters it; the
+evaluation (`scriptvit eval`, independent networks, real-vs-real floors) is the honest judge.
+Curve: `figures/cer_vs_minutes.png`. Samples (`samples.png`): each row is a writer (first
+image: one of its style words; then generated words), validation writers first, then unseen
+test writers.
+
+Model config: `config.json` (style encoder `{model_cfg["style_encoder"]}`, canvas {model_cfg["style_size"]},
+patch {model_cfg["patch_size"]}, blank patches `{model_cfg["blank_patches"]}`).
+"""
+    (dest / "MODEL_CARD.md").write_text(card)
+    print(f"wrote {dest}")
+
+
+if __name__ == "__main__":
+    main()
