@@ -123,15 +123,8 @@ RECIPES: dict[str, dict] = {
     "paper": {},
     # What makes words legible within minutes on 2 CPU cores (measured; see README).
     "cpu": dict(
-        lr=2e-4,
-        w_recon=1.0,
-        pretrain_steps=300,
-        ema=0.999,
-        sample_every=250,
-        balance=0.0,
-        w_adv=0.1,
-        w_ctc=0.1,
-        w_writer=0.1,
+        lr=2e-4, batch_size=16, w_recon=1.0, pretrain_steps=300, ema=0.999, sample_every=250,
+        balance=0.0, w_adv=0.1, w_ctc=0.3, w_writer=0.1,
     ),  # fmt: skip
 }
 
