@@ -39,12 +39,17 @@ class StyleMemory:
 
     tokens: torch.Tensor  # [B, N, D]
     pad_mask: torch.Tensor  # [B, N] bool, True = ignore this token
+    positions: torch.Tensor | None = None
+    """[B, N] long: which patch of the K canvases (index into K * patches-per-canvas, image-major)
+    each token came from, so attention can be drawn back onto the images (also after `drop`).
+    None for encoders whose tokens are not patches (the CNN baseline)."""
 
     def to(self, device) -> StyleMemory:
-        return StyleMemory(self.tokens.to(device), self.pad_mask.to(device))
+        pos = None if self.positions is None else self.positions.to(device)
+        return StyleMemory(self.tokens.to(device), self.pad_mask.to(device), pos)
 
     def detach(self) -> StyleMemory:
-        return StyleMemory(self.tokens.detach(), self.pad_mask)
+        return StyleMemory(self.tokens.detach(), self.pad_mask, self.positions)
 
 
 def keep_at_least_one(pad_mask: torch.Tensor) -> torch.Tensor:
@@ -56,11 +61,13 @@ def keep_at_least_one(pad_mask: torch.Tensor) -> torch.Tensor:
     return pad_mask
 
 
-def drop_tokens(tokens: torch.Tensor, pad_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def drop_tokens(
+    tokens: torch.Tensor, pad_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gather the unmasked tokens to the front, trimmed to the largest count in the batch.
 
-    tokens [B, N, D], pad_mask [B, N] -> tokens [B, M, D], pad_mask [B, M], M = max kept.
-    Order of the kept tokens is preserved (a stable sort puts kept ones first).
+    tokens [B, N, D], pad_mask [B, N] -> tokens [B, M, D], pad_mask [B, M], kept indices [B, M]
+    (M = max kept). Order of the kept tokens is preserved (a stable sort puts kept ones first).
     """
     keep = ~pad_mask
     counts = keep.sum(dim=1)  # [B]
@@ -68,7 +75,7 @@ def drop_tokens(tokens: torch.Tensor, pad_mask: torch.Tensor) -> tuple[torch.Ten
     order = torch.sort(pad_mask.to(torch.uint8), dim=1, stable=True).indices[:, :m]  # [B, M]
     tokens = torch.gather(tokens, 1, order[..., None].expand(-1, -1, tokens.shape[-1]))
     new_pad = torch.arange(m, device=tokens.device)[None, :] >= counts[:, None]  # [B, M]
-    return tokens, new_pad
+    return tokens, new_pad, order
 
 
 class ViTStyleEncoder(nn.Module):
@@ -113,12 +120,13 @@ class ViTStyleEncoder(nn.Module):
             pad = torch.zeros_like(blank)
         else:
             pad = keep_at_least_one(blank)
+        positions = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)  # [B, K*N]
         if self.blank_patches == "drop":
-            x, pad = drop_tokens(x, pad)  # [B, M, D], M <= K*N
+            x, pad, positions = drop_tokens(x, pad)  # [B, M, D], M <= K*N
         # timm / SDPA boolean mask: True = may attend. Shape [B, 1, 1, N] broadcasts over
         # heads and queries, so it masks *keys* only.
         attn_mask = (~pad)[:, None, None, :] if pad.any() else None
         for blk in self.blocks:
             x = blk(x, attn_mask=attn_mask)
         tokens = self.out(self.norm(x))  # [B, N', out_dim]
-        return StyleMemory(tokens=tokens, pad_mask=pad)
+        return StyleMemory(tokens=tokens, pad_mask=pad, positions=positions)

@@ -103,8 +103,13 @@ def test_drop_and_mask_give_the_same_memory():
     style = style_words(3, 4, (32, 64))
     style[2, :, :, :, 16:] = 1.0  # sample 2 has much less ink than the others
     m, d = masked(style), dropped(style)
-    kept_m, _ = drop_tokens(m.tokens, m.pad_mask)
+    kept_m, _, idx = drop_tokens(m.tokens, m.pad_mask)
     torch.testing.assert_close(kept_m[~d.pad_mask], d.tokens[~d.pad_mask], rtol=1e-5, atol=1e-5)
+    # positions say which canvas patch each kept token is: the unmasked ones of "mask" mode
+    assert torch.equal(d.positions, idx)
+    for b in range(3):
+        n = int((~d.pad_mask[b]).sum())
+        assert torch.equal(d.positions[b, :n], m.positions[b][~m.pad_mask[b]])
     assert d.pad_mask[2].any()  # padded up to the largest count in the batch
     # "keep" lets blank tokens take part, so its ink tokens differ from "mask"
     kept = ViTStyleEncoder(**kw, blank_patches="keep").eval()
