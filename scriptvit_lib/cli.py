@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -44,7 +45,7 @@ def _data_build(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from .data import load_data
-    from .trainer import TrainingDiverged, train, train_config_from_args
+    from .trainer import CheckpointError, TrainingDiverged, train, train_config_from_args
 
     overrides = {}
     for item in args.set or []:
@@ -75,14 +76,45 @@ def _train(args: argparse.Namespace) -> None:
         ckpt_every_minutes=args.ckpt_every_minutes,
         ckpt_every_steps=args.ckpt_every_steps,
         sample_every=args.sample_every,
+        tensorboard=args.tensorboard,
         model_overrides=overrides,
     )
     if not (cfg.steps or cfg.minutes):
         raise UserError("say how long to train: --steps S or --minutes M")
     try:
         train(cfg, load_data(args.data))
-    except TrainingDiverged as e:
+    except (TrainingDiverged, CheckpointError) as e:
         raise UserError(str(e)) from None
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .data import load_data
+    from .evaluate import evaluate, markdown_report
+
+    if not Path(args.model).is_dir():
+        raise UserError(f"no model at {args.model}: pass the folder save_pretrained wrote (e.g. runs/cpu/model)")
+    try:
+        result = evaluate(
+            args.model,
+            load_data(args.data),
+            split=args.split,
+            k=args.k,
+            n_per_writer=args.n_per_writer,
+            seed=args.seed,
+            judges_dir=args.judges,
+            protocol=args.protocol,
+            out=args.out,
+            inception_weights=args.inception_weights,
+            hwd_weights=args.hwd_weights,
+            batch_size=args.batch_size,
+            device=args.device,
+        )
+    except (FileNotFoundError, ModuleNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None
+    print(markdown_report(result))
+    print(f"wrote {Path(args.out) / 'metrics.json'} and {Path(args.out) / 'metrics.md'}")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -96,6 +128,50 @@ def _demo(args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     writer_grid_figure(root, text="handwriting", n_writers=38, path=out)
     print(f"wrote {out}")
+
+
+def _write(args: argparse.Namespace) -> None:
+    """Pictures of the user's handwriting + a text -> PNG(s) of the text in that hand."""
+    import warnings
+    from pathlib import Path
+
+    from .charset import Charset
+    from .writer import Writer, parse_text
+
+    if args.text_file is not None:
+        try:
+            text = Path(args.text_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            why = getattr(e, "strerror", None) or e
+            raise UserError(f"cannot read --text-file {args.text_file}: {why}") from None
+    else:
+        text = args.text
+    if args.variations < 1:
+        raise UserError(f"--variations must be >= 1, got {args.variations}")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"):
+        raise UserError(f"-o {out}: give an image file name, e.g. out.png")
+    parse_text(text, Charset(), args.replace_unknown)  # a bad text fails before any image work
+    writer = Writer.from_images(args.style, model=args.model, k=args.k, seed=args.seed)
+    for note in writer.notes:
+        print(f"scriptvit: note: {note}", file=sys.stderr)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kw = dict(width=args.width, seed=args.seed, replace_unknown=args.replace_unknown)
+        if args.variations == 1:
+            images, paths = [writer.write_lines(text, **kw)], [out]
+        else:
+            images = writer.variations(text, args.variations, **kw)
+            paths = [out.with_name(f"{out.stem}_{v + 1}{out.suffix}") for v in range(args.variations)]
+    for w in caught:
+        print(f"scriptvit: warning: {w.message}", file=sys.stderr)
+    for image, path in zip(images, paths):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image.save(path)
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot write {path}: {e}") from None
+        print(f"wrote {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,9 +218,62 @@ def build_parser() -> argparse.ArgumentParser:
     ]:  # fmt: skip
         t.add_argument(f"--{name}", type=typ, default=None, help="(default: the recipe's)")
     t.add_argument("--amp", choices=["none", "bf16", "fp16"], default=None)
+    t.add_argument("--tensorboard", action="store_true", default=None, help="also log to <out>/tensorboard")
     t.add_argument("--device", default=None, help="auto | cpu | cuda")
     t.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a model-config field")
     t.set_defaults(func=_train)
+
+    e = sub.add_parser("eval", help="score a trained model: FID, KID, HWD, CER/dCER, writer-id, + floors")
+    e.add_argument("--model", required=True, help="model folder (model.safetensors + config.json)")
+    e.add_argument("--data", default="data/fonts", help="built font dataset, IAM folder or IAM-32.pickle")
+    e.add_argument(
+        "--split", choices=["both", "val", "test"], default="both", help="val = seen writers, test = unseen"
+    )
+    e.add_argument("--k", type=int, default=5, help="style words per generated word")
+    e.add_argument("--n-per-writer", type=int, default=100, help="words per writer in each compared set")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", default="results/eval", help="folder for metrics.json and metrics.md")
+    e.add_argument(
+        "--protocol", choices=["full", "hwd", "ganwriting"], default="full", help="what FID/KID look at"
+    )
+    e.add_argument(
+        "--judges", default=None, help="judges folder (default: trained once per dataset, cached in "
+        "$SCRIPTVIT_JUDGES or results/judges)"
+    )
+    e.add_argument("--inception-weights", default=None, help="pt_inception-2015-12-05 .pth: FID/KID with Inception")
+    e.add_argument("--hwd-weights", default=None, help="HWD's VGG16_class_10400.pth: HWD with VGG16")
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--device", default="cpu")
+    e.set_defaults(func=_eval)
+
+    w = sub.add_parser("write", help="write a text in the hand of a few pictures of handwriting")
+    w.add_argument(
+        "--style",
+        nargs="+",
+        required=True,
+        metavar="IMAGE",
+        help="photos or scans of your handwriting: words, lines or a page",
+    )
+    src = w.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="what to write")
+    src.add_argument("--text-file", help="a UTF-8 text file to write (blank lines = paragraphs)")
+    w.add_argument("-o", "--out", required=True, help="output image (with --variations N: OUT_1 ... OUT_N)")
+    w.add_argument(
+        "--model",
+        default=os.environ.get("SCRIPTVIT_MODEL", "models/scriptvit-cpu"),
+        help="trained model folder (default: $SCRIPTVIT_MODEL or models/scriptvit-cpu)",
+    )
+    w.add_argument("--seed", type=int, default=0, help="which style words and spacing jitter")
+    w.add_argument("--variations", type=int, default=1, help="write N versions of the text")
+    w.add_argument("--width", type=int, default=None, help="wrap lines to this many px")
+    w.add_argument(
+        "--replace-unknown",
+        default=None,
+        metavar="CHAR",
+        help="write characters the model lacks as CHAR ('' drops them)",
+    )
+    w.add_argument("--k", type=int, default=None, help="style words per memory (default 5, at most 15)")
+    w.set_defaults(func=_write)
 
     d = sub.add_parser("demo", help="what `make demo` runs")
     d.add_argument("--data", default="data/fonts")

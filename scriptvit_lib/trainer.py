@@ -39,6 +39,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .charset import Charset
+from .cli import UserError
 from .config import ScriptViTConfig
 from .discriminator import Discriminator
 from .generator import ScriptViT
@@ -101,6 +102,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     resume: bool = False
+    tensorboard: bool = False
+    """Also log scalars to `<out>/tensorboard` (needs `pip install tensorboard`)."""
     model_overrides: dict = field(default_factory=dict)
     """Fields of `ScriptViTConfig` to change from the preset."""
 
@@ -424,6 +427,7 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
         trainer.model_cfg.save(out / "model_config.json")
         (out / "writers.json").write_text(json.dumps(writer_index, indent=1))
     monitor = SampleMonitor(trainer, data, out) if rank == 0 else None
+    tb = _tensorboard(out) if cfg.tensorboard and rank == 0 else None
     log_path = out / "log.csv"
     start, last_ckpt = time.time(), time.time()
     elapsed_before = _elapsed_minutes(out) if cfg.resume else 0.0
@@ -456,11 +460,19 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
                         **logs,
                     }
                     append_csv(log_path, row, LOG_FIELDS)
+                    if tb is not None:
+                        for key, value in row.items():
+                            if key != "step":
+                                tb.add_scalar(f"train/{key}", value, trainer.step)
                     bar.set_postfix(
                         {k: round(v, 3) for k, v in logs.items() if k in ("D_hinge", "G_ctc", "G_adv")}
                     )
                 if trainer.step % cfg.sample_every == 0 or trainer.step == 1:
-                    monitor.record(trainer.step, minutes())
+                    row = monitor.record(trainer.step, minutes())
+                    if tb is not None:
+                        for key in ("cer_val", "cer_test"):
+                            if key in row:
+                                tb.add_scalar(f"eval/{key}", row[key], trainer.step)
                 due = (cfg.ckpt_every_steps and trainer.step % cfg.ckpt_every_steps == 0) or (
                     time.time() - last_ckpt >= cfg.ckpt_every_minutes * 60
                 )
@@ -486,6 +498,14 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
             metadata={"step": trainer.step, "minutes": round(minutes(), 2), "preset": cfg.preset},
         )
     return trainer
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        raise UserError("--tensorboard needs the tensorboard package: pip install tensorboard") from e
+    return SummaryWriter(str(out / "tensorboard"))
 
 
 def _save_elapsed(out: Path, minutes: float) -> None:

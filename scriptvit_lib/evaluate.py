@@ -1,0 +1,269 @@
+"""Evaluating a trained ScriptViT: its words against real words of the same writers and texts.
+
+Two settings, scored separately: *seen* writers (the `val` split: training writers, words held
+out from training) and *unseen* writers (the `test` split). In each, for every writer w:
+
+    real words of w, shuffled by `seed`  ->  A_w (first m)  and  B_w (next m),
+                                             m = min(n_per_writer, n_w // 2)
+    G_w = the model writing the texts of A_w, each from k style words drawn from B_w
+          (`StyleWordDataset(A, style_pool=B, seed=seed)`: the same references every run)
+
+    generated row = metrics(G vs A)     same writers, same texts: dCER = CER(G) - CER(A)
+    floor row     = metrics(B vs A)     real vs real, disjoint halves: what "perfect" scores
+
+FID/KID pool all writers of a setting; HWD is per writer, then averaged; writer-acc (seen
+writers only) asks the judges' writer classifier; retrieval asks whether each word's nearest
+writer centroid (centroids from A) is its own writer. All features come from the judges
+(`features.py`: trained on real training words only), or from Inception / VGG16 weights the user
+gives. Output: `metrics.json` and `metrics.md` (a table per setting) in `out`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .features import Judges, judges_for, load_judges
+from .generator import ScriptViT
+from .metrics import (
+    DEFAULT_PROTOCOL,
+    PROTOCOLS,
+    InceptionExtractor,
+    VGG16Tokens,
+    cer,
+    fid,
+    fid_features,
+    hwd,
+    hwd_prepare,
+    kid,
+    retrieval_top1,
+    tokens_by_writer,
+    writer_accuracy,
+)
+from .monitor import to_uint8
+from .sampler import StyleWordDataset, collate_style_batch
+from .words import WordSet
+
+SETTINGS = {"val": "seen", "test": "unseen"}  # split -> setting
+METRICS = ("fid", "kid_x1e3", "kid_std_x1e3", "hwd", "cer", "dcer", "writer_acc", "retrieval_top1")
+
+
+def halves(words: WordSet, n_per_writer: int, seed: int) -> tuple[WordSet, WordSet]:
+    """Per writer (sorted), shuffle its words with `seed` and cut two disjoint halves A, B of
+    m = min(n_per_writer, n // 2) words each; writers with fewer than 2 words are left out."""
+    rng = np.random.default_rng(seed)
+    a, b = [], []
+    for w in sorted(words.writers):
+        mine = words.of_writer(w)
+        m = min(n_per_writer, len(mine) // 2)
+        if m < 1:
+            continue
+        perm = rng.permutation(len(mine))
+        a += [mine[i] for i in perm[:m]]
+        b += [mine[i] for i in perm[m : 2 * m]]
+    return WordSet(a), WordSet(b)
+
+
+@torch.no_grad()
+def generate(
+    model: ScriptViT,
+    targets: WordSet,
+    style_pool: WordSet,
+    *,
+    k: int = 5,
+    seed: int = 0,
+    batch_size: int = 32,
+    device: str = "cpu",
+    desc: str = "generating",
+    progress: bool = True,
+) -> list[np.ndarray]:
+    """The model's word for each target's text, styled by k words of its writer from
+    `style_pool` -> uint8 [32, 16 * len(text)] images, in the order of `targets`."""
+    ds = StyleWordDataset(targets, k=k, style_size=model.config.style_size, style_pool=style_pool, seed=seed)
+    assert len(ds) == len(targets), "every target writer needs style words in the pool"
+    model.eval().to(device)
+    out = []
+    for s in tqdm(range(0, len(ds), batch_size), desc=desc, disable=not progress):
+        b = collate_style_batch([ds[n] for n in range(s, min(s + batch_size, len(ds)))]).to(device)
+        fake = model(b.style, b.text_ids, b.text_lengths, b.style_widths)  # [B, 1, 32, 16 L]
+        out += to_uint8(fake, model.output_widths(b.text_lengths))
+    return out
+
+
+def measure(images: Sequence[np.ndarray], judges: Judges, protocol: str, inception=None, vgg=None) -> dict:
+    """Everything the metrics need of one set of words, extracted once."""
+    prepared = [hwd_prepare(im) for im in images]  # 32-px words: only pads those under 32 px
+    d = judges.describe(prepared)  # tokens, embedding, logits of whole words
+    if protocol == "full" and inception is None:
+        d["fid"] = d["embedding"]
+    else:
+        d["fid"] = fid_features(images, protocol, judges=judges, inception=inception)
+    if vgg is not None:
+        d["tokens"] = vgg(prepared)
+    d["read"] = judges.read(images)
+    return d
+
+
+def compare(ref: dict, cand: dict, judges: Judges, *, seed: int = 0) -> dict:
+    """All metrics of a candidate set (generated, or the second real half) against reference A.
+    Both dicts are `measure` outputs plus "writers" and "texts"."""
+    kid_mean, kid_std = kid(ref["fid"], cand["fid"], seed=seed)
+    cer_ref, cer_cand = cer(ref["read"], ref["texts"]), cer(cand["read"], cand["texts"])
+    return {
+        "fid": fid(ref["fid"], cand["fid"]),
+        "kid_x1e3": kid_mean,
+        "kid_std_x1e3": kid_std,
+        "hwd": hwd(tokens_by_writer(ref["tokens"], ref["writers"]), tokens_by_writer(cand["tokens"], cand["writers"])),
+        "cer": cer_cand,
+        "dcer": cer_cand - cer_ref,
+        "writer_acc": writer_accuracy(cand["logits"], cand["writers"], judges.writers),
+        "retrieval_top1": retrieval_top1(cand["embedding"], cand["writers"], ref["embedding"], ref["writers"]),
+    }
+
+
+def _judges_summary(judges: Judges) -> dict:
+    """What the judges are (config, training data, steps, final accuracy) - no timings, so the
+    same judges give the same json."""
+    info = {k: ({kk: vv for kk, vv in v.items() if kk != "seconds"} if isinstance(v, dict) else v)
+            for k, v in judges.info.items()}  # fmt: skip
+    return {"writers": len(judges.writers), "config": asdict(judges.config), **info}
+
+
+def _round(d):
+    if isinstance(d, dict):
+        return {k: _round(v) for k, v in d.items()}
+    return round(d, 6) if isinstance(d, float) else d
+
+
+def evaluate(
+    model_dir_or_model: str | Path | ScriptViT,
+    data: str | Path | dict[str, WordSet],
+    split: str = "both",
+    k: int = 5,
+    n_per_writer: int = 100,
+    seed: int = 0,
+    judges_dir: str | Path | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
+    *,
+    out: str | Path | None = None,
+    inception_weights: str | Path | None = None,
+    hwd_weights: str | Path | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict:
+    """Generate and score; returns (and, with `out`, writes) the metrics of each setting.
+
+    split: "val" (seen writers), "test" (unseen writers) or "both". judges_dir: judges saved by
+    `train_judges`; if None, the cache of `features.judges_for` (trained on `data["train"]` on a
+    miss). inception_weights / hwd_weights: use Inception-v3 for FID/KID, VGG16 for HWD.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose from {sorted(PROTOCOLS)}")
+    splits = {"both": ["val", "test"], "val": ["val"], "test": ["test"]}.get(split)
+    if splits is None:
+        raise ValueError(f"split must be 'val', 'test' or 'both', got {split!r}")
+    if isinstance(model_dir_or_model, ScriptViT):
+        model, model_name = model_dir_or_model, "(in memory)"
+    else:
+        model, model_name = ScriptViT.from_pretrained(model_dir_or_model), str(model_dir_or_model)
+    if isinstance(data, dict):
+        sets, data_name = data, "(in memory)"
+    else:
+        from .data import load_data
+
+        sets, data_name = load_data(data), str(data)
+    if judges_dir is not None and (Path(judges_dir) / "judges.json").is_file():
+        judges = load_judges(judges_dir)
+    else:
+        judges = judges_for(sets["train"], judges_dir, progress=progress)
+    inception = InceptionExtractor(inception_weights) if inception_weights else None
+    vgg = VGG16Tokens(hwd_weights) if hwd_weights else None
+    if inception is not None and protocol == "full":
+        raise ValueError("Inception reads a fixed-size crop: use protocol 'hwd' or 'ganwriting'")
+
+    result = {
+        "model": model_name,
+        "data": data_name,
+        "k": k,
+        "n_per_writer": n_per_writer,
+        "seed": seed,
+        "protocol": protocol,
+        "protocol_means": PROTOCOLS[protocol],
+        "fid_extractor": inception.name if inception else f"judges' feature net ({judges.config.feat_dim}-d embedding)",
+        "hwd_backbone": vgg.name if vgg else f"judges' feature-net trunk ({judges.config.feat_dim}-d token / 32 px)",
+        "judges": _judges_summary(judges),
+        "settings": {},
+    }
+    for sp in splits:
+        words = sets.get(sp)
+        if words is None or len(words) == 0:
+            raise ValueError(f"the data has no {sp!r} split to evaluate")
+        a, b = halves(words, n_per_writer, seed)
+        if len(a) == 0:
+            raise ValueError(f"no writer of the {sp!r} split has 2 words")
+        fake = generate(model, a, b, k=k, seed=seed, batch_size=batch_size, device=device,
+                        desc=f"generating ({SETTINGS[sp]} writers)", progress=progress)  # fmt: skip
+        sets_ = {}
+        for name, ws, images in (("A", a, [s.image for s in a]), ("B", b, [s.image for s in b]), ("G", a, fake)):
+            sets_[name] = measure(images, judges, protocol, inception, vgg)
+            sets_[name].update(writers=[s.writer for s in ws], texts=[s.text for s in ws])
+        result["settings"][SETTINGS[sp]] = {
+            "split": sp,
+            "writers": len(a.writers),
+            "words_per_set": len(a),
+            "cer_real": cer(sets_["A"]["read"], sets_["A"]["texts"]),
+            "generated": compare(sets_["A"], sets_["G"], judges, seed=seed),
+            "floor": compare(sets_["A"], sets_["B"], judges, seed=seed),
+        }
+    result = _round(result)
+    if out is not None:
+        write_report(result, out)
+    return result
+
+
+def _fmt(v, spec: str) -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def markdown_report(result: dict) -> str:
+    """One table per setting: rows generated / real-vs-real floor, columns the metrics."""
+    lines = [
+        "# ScriptViT evaluation",
+        "",
+        f"model `{result['model']}`, data `{result['data']}`, k = {result['k']} style words, "
+        f"up to {result['n_per_writer']} words per writer and set, seed {result['seed']}.",
+        f"FID/KID: {result['fid_extractor']}, protocol **{result['protocol']}** ({result['protocol_means']}); "
+        "KID is x10^3 (mean ± std over 100 subsets). "
+        f"HWD: {result['hwd_backbone']}. CER: judges' CRNN. Lower is better except the accuracies.",
+    ]
+    for setting, r in result["settings"].items():
+        lines += [
+            "",
+            f"## {setting} writers ({r['split']} split): {r['writers']} writers, {r['words_per_set']} words per set"
+            f" (CER of the real words: {r['cer_real']:.3f})",
+            "",
+            "| | FID | KID×10³ | HWD | CER | dCER | writer-acc | retrieval@1 |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row, name in (("generated", "generated vs real"), ("floor", "real-vs-real floor")):
+            m = r[row]
+            lines.append(
+                f"| {name} | {m['fid']:.2f} | {m['kid_x1e3']:.2f} ± {m['kid_std_x1e3']:.2f} | {m['hwd']:.3f} | "
+                f"{m['cer']:.3f} | {m['dcer']:+.3f} | {_fmt(m['writer_acc'], '.3f')} | {m['retrieval_top1']:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(result: dict, out: str | Path) -> Path:
+    d = Path(out)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    (d / "metrics.md").write_text(markdown_report(result))
+    return d
