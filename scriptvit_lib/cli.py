@@ -12,9 +12,7 @@ import json
 import os
 import sys
 
-
-class UserError(Exception):
-    """A problem with the user's input or environment, reported as one clear line."""
+from .errors import UserError
 
 
 def _data_build(args: argparse.Namespace) -> None:
@@ -94,7 +92,9 @@ def _eval(args: argparse.Namespace) -> None:
     from .evaluate import evaluate, markdown_report
 
     if not Path(args.model).is_dir():
-        raise UserError(f"no model at {args.model}: pass the folder save_pretrained wrote (e.g. runs/cpu/model)")
+        raise UserError(
+            f"no model at {args.model}: pass the folder save_pretrained wrote (e.g. runs/cpu/model)"
+        )
     try:
         result = evaluate(
             args.model,
@@ -237,10 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--protocol", choices=["full", "hwd", "ganwriting"], default="full", help="what FID/KID look at"
     )
     e.add_argument(
-        "--judges", default=None, help="judges folder (default: trained once per dataset, cached in "
-        "$SCRIPTVIT_JUDGES or results/judges)"
+        "--judges",
+        default=None,
+        help="judges folder (default: trained once per dataset, cached in "
+        "$SCRIPTVIT_JUDGES or results/judges)",
     )
-    e.add_argument("--inception-weights", default=None, help="pt_inception-2015-12-05 .pth: FID/KID with Inception")
+    e.add_argument(
+        "--inception-weights", default=None, help="pt_inception-2015-12-05 .pth: FID/KID with Inception"
+    )
     e.add_argument("--hwd-weights", default=None, help="HWD's VGG16_class_10400.pth: HWD with VGG16")
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--device", default="cpu")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .cli import UserError
 from .dataset import load_font_dataset, split_of_sample
+from .errors import UserError
 from .words import WordSet
 
 

@@ -40,7 +40,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .charset import Charset
-from .cli import UserError
+from .errors import UserError
 from .fonts import FontFamily, coverage, families_from_dir, fetch_families, resolve_families
 from .render import WriterStyle, render_word
 from .words import WordSample, WordSet

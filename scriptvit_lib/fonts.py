@@ -34,7 +34,7 @@ from pathlib import Path
 from PIL import ImageFont
 
 from .charset import IAM_ALPHABET
-from .cli import UserError
+from .errors import UserError
 
 CORE_FAMILIES = (
     "caveat indie-flower kalam patrick-hand shadows-into-light homemade-apple dancing-script "

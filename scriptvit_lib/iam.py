@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from .charset import Charset
-from .cli import UserError
+from .errors import UserError
 from .words import WordSample, WordSet
 
 WORD_ID = re.compile(r"^[a-z]\d\d-\d{3}[a-z]?-\d\d-\d\d$")  # a01-000u-00-00

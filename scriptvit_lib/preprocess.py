@@ -19,6 +19,8 @@ transparent PNG from a tablet. `prepare_style_images` turns any of those into su
               anti-aliased edges stay grey (the model saw grey edges)
     deskew    (optional) the rotation within ±8° that makes the horizontal ink profile
               sharpest (text lines are bands); the ink map is rotated back
+    rules     ruled lines (notebook paper) erased: straight ink runs along a row or column
+              longer than a quarter of the image and 30 stroke widths
     lines     row profile -> line cores: within each block of rows between blank rows, runs
               of rows with >= 30 % of the block's typical row ink (lines whose descenders
               touch the next line's ascenders still part at the thin rows between them);
@@ -45,6 +47,7 @@ naming the image.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,7 +55,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from .cli import UserError
+from .errors import UserError
 
 HEIGHT = 32  # rows of a model word image
 X_HEIGHT = 9.0  # px; training writers draw 7.5-10.5 (render.WriterStyle), median ~9
@@ -118,9 +121,14 @@ def _from_array(a: np.ndarray, name: str) -> np.ndarray:
 
 def _from_pil(img: Image.Image, name: str) -> np.ndarray:
     _check_size(img.height, img.width, name)
-    img = ImageOps.exif_transpose(img)  # phone photos store "rotate me" in EXIF
+    try:
+        img = ImageOps.exif_transpose(img)  # phone photos store "rotate me" in EXIF
+    except Exception:  # a broken EXIF block: take the pixels as they are
+        pass
     if img.mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in img.info:
         img = img.convert("RGBA")
+    if max(img.size) >= 2 * WORK_SIDE and img.mode in ("L", "RGB", "RGBA"):
+        img = img.reduce(max(img.size) // WORK_SIDE)  # box-average big photos early: less memory
     if img.mode.startswith("I;16") or img.mode == "I":  # 16-bit (or 32-bit int) grey
         a = np.asarray(img)
         return _from_array(a.astype(np.uint16) if a.max(initial=0) > 255 else a.astype(np.uint8), name)
@@ -137,10 +145,18 @@ def load_grey(src: ImageLike, name: str | None = None) -> np.ndarray:
         path = Path(src)
         name = name or str(path)
         if not path.is_file():
-            raise UserError(f"cannot read style image {name}: no such file")
+            raise UserError(
+                f"cannot read style image {name}: {'a folder' if path.is_dir() else 'no such file'}"
+            )
         try:
-            with Image.open(path) as img:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # big photos are fine
+                img = Image.open(path)
+            with img:
                 _check_size(img.height, img.width, name)  # before decoding a huge file
+                f = WORK_SIDE / max(img.size)
+                if f < 0.5:  # JPEG decodes at 1/2, 1/4 or 1/8 scale for free
+                    img.draft(img.mode, (int(img.width * f) + 1, int(img.height * f) + 1))
                 img.load()
                 return _from_pil(img, name)
         except UserError:
@@ -239,11 +255,14 @@ def writing_mask(flat: np.ndarray, t: float) -> tuple[np.ndarray, float]:
     labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n == 0:
         return mask, 1.0
-    index = np.arange(1, n + 1)
+    lab = labels[mask]  # per-blob statistics over the ink pixels only (fast on big pages)
     strong = (t + float(np.percentile(flat[mask], 10))) / 2
-    darkest = ndimage.minimum(flat, labels, index)
-    areas = ndimage.sum_labels(mask, labels, index)
-    radius = ndimage.maximum(ndimage.distance_transform_edt(mask), labels, index)
+    darkest = np.full(n + 1, np.inf)
+    np.minimum.at(darkest, lab, flat[mask])
+    areas = np.bincount(lab, minlength=n + 1)
+    radius = np.zeros(n + 1)
+    np.maximum.at(radius, lab, ndimage.distance_transform_edt(mask)[mask])
+    darkest, areas, radius = darkest[1:], areas[1:], radius[1:]
     keep = (darkest < strong) & (areas >= 3)
     if not keep.any():
         return np.zeros_like(mask), 1.0
@@ -310,6 +329,23 @@ def deskew(ink: np.ndarray) -> tuple[np.ndarray, float]:
     return np.clip(ndimage.rotate(ink, angle, reshape=True, order=1, cval=0.0), 0, 1), angle
 
 
+def remove_rules(ink: np.ndarray, stroke: float) -> np.ndarray:
+    """Erase ruled lines (notebook paper, a form's boxes): runs of ink along a row or a column
+    longer than a quarter of the image and 30 strokes - no letter has such a stroke."""
+    out = ink.copy()
+    for axis in (1, 0):
+        n = ink.shape[axis]
+        length = int(max(30 * stroke, n / 4))
+        if length >= n:
+            continue
+        on = (ink > 0.25).astype(np.float32)
+        full = ndimage.uniform_filter1d(on, length, axis=axis) > 1 - 1e-3  # centre of a full run
+        rule = ndimage.uniform_filter1d(full.astype(np.float32), length, axis=axis) > 0  # the run
+        rule = ndimage.binary_dilation(rule, iterations=1) & (ink > 0)  # and its soft edges
+        out[rule] = 0.0
+    return out
+
+
 # --- 4. lines, x-height, words -----------------------------------------------------------------
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     """[start, stop) of every run of True."""
@@ -351,7 +387,9 @@ def line_of_blobs(mask: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     heights = [b - a for a, b in cores]
     low = max(0.3 * max(heights), 0.5 * float(np.median(heights)))
     cores = [(a, b) for a, b in cores if b - a >= low]  # a T's bar, an i's dot, a row of loops: not lines
-    centres = np.array(ndimage.center_of_mass(mask, labels, np.arange(1, n + 1)))[:, 0]
+    ys = np.nonzero(mask)[0]
+    lab = labels[mask]
+    centres = np.bincount(lab, weights=ys, minlength=n + 1)[1:] / np.bincount(lab, minlength=n + 1)[1:]
     dist = np.stack([np.maximum(0, np.maximum(a - centres, centres - (b - 1))) for a, b in cores])
     return np.concatenate([[-1], dist.argmin(axis=0)])
 
@@ -409,7 +447,7 @@ def segment(ink: np.ndarray, split: bool = True) -> list[tuple[np.ndarray, float
         if len(blobs) == 0:
             continue
         on = line_of[lab] == line
-        r0, r1 = ys[on].min(), ys[on].max() + 1
+        r0, r1 = max(ys[on].min() - 2, 0), min(ys[on].max() + 3, ink.shape[0])  # + soft edges
         line_ink = np.where(np.isin(owner[r0:r1], blobs), ink[r0:r1], 0.0)
         top, bottom = core_band(line_ink)
         x_height = float(bottom - top)
@@ -470,9 +508,10 @@ def preprocess_image(
     """
     name = name or (str(src) if isinstance(src, (str, Path)) else "style image")
     grey = _reduce(load_grey(src, name), WORK_SIDE)
-    ink, _ = ink_map(grey, name)
+    ink, stroke = ink_map(grey, name)
     if deskew_lines:
         ink, _ = deskew(ink)
+    ink = remove_rules(ink, stroke)
     words = [place_word(crop, x_h, base) for crop, x_h, base in segment(ink, split)]
     words = [w for w in words if w is not None]
     if not words:

@@ -39,9 +39,9 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .charset import Charset
-from .cli import UserError
 from .config import ScriptViTConfig
 from .discriminator import Discriminator
+from .errors import UserError
 from .generator import ScriptViT
 from .losses import ctc_loss, d_hinge_loss, g_hinge_loss, writer_ce_loss
 from .monitor import SampleMonitor, append_csv
@@ -126,8 +126,16 @@ RECIPES: dict[str, dict] = {
     "paper": {},
     # What makes words legible within minutes on 2 CPU cores (measured; see README).
     "cpu": dict(
-        lr=2e-4, batch_size=16, w_recon=1.0, pretrain_steps=300, ema=0.999, sample_every=250,
-        balance=0.0, w_adv=0.1, w_ctc=0.3, w_writer=0.1,
+        lr=2e-4,
+        batch_size=16,
+        w_recon=1.0,
+        pretrain_steps=300,
+        ema=0.999,
+        sample_every=250,
+        balance=0.0,
+        w_adv=0.1,
+        w_ctc=0.3,
+        w_writer=0.1,
     ),  # fmt: skip
 }
 

@@ -6,14 +6,15 @@ ScriptViT (arXiv 2511.18307) writes one *word* from k style word images of a wri
     pictures --preprocess.py--> style words (uint8 [32, w]) --pick k--> style memory (encoded once)
     text --split on spaces--> words --one batched decode--> word images, cropped to their ink
          --layout--> a line (or wrapped lines and paragraphs): word spaces ~0.9 x-height with a
-                     little jitter, baselines aligned (the model puts them on row ~22; a word
-                     that drifted is moved back by at most 2 px)
+                     little log-normal jitter, baselines aligned (the model puts them on row
+                     ~22; a word that drifted is moved back by at most 2 px) +- 1 px of wander
 
 The generator is deterministic given its style memory, so variety comes from the style
-words themselves: render `v` of `variations` (and the v-th repetition of a word inside one
-text) reads a memory encoded from a different seeded draw of the style words - another
-subset of k when there are more than k, another order otherwise (each image position has
-its own learned embedding) - plus the layout jitter. Same arguments, same pixels.
+words themselves: each render of `variations` (and the n-th repeat of a word inside one
+text) reads a memory encoded from another seeded draw of the style words - another subset
+of k when there are more than k, another order otherwise (each image position has its own
+learned embedding, so order changes the memory) - plus the layout jitter of its own seed.
+With a single style word only the layout varies. Same arguments, same pixels.
 
     w = Writer.from_images(["note.jpg"], model="models/scriptvit-cpu")
     w.write("Hello there").save("hello.png")
@@ -34,11 +35,12 @@ import torch
 from PIL import Image
 
 from .charset import Charset
-from .cli import UserError
+from .errors import UserError
 from .generator import ScriptViT
 from .monitor import to_uint8
 from .preprocess import BASELINE, HEIGHT, X_HEIGHT, ImageLike, core_band, prepare_style_images
 from .sampler import place_on_canvas
+from .style_encoder import StyleMemory
 
 DEFAULT_MODEL = os.environ.get("SCRIPTVIT_MODEL", "models/scriptvit-cpu")
 DEFAULT_K = 5  # style words per memory, as the paper trains (k = 5)
@@ -156,7 +158,9 @@ class Writer:
         k_max = cfg.max_style_images
         self.k = DEFAULT_K if k is None else int(k)
         if not 1 <= self.k <= k_max:
-            raise UserError(f"k must be between 1 and {k_max} (this model's most style images), got {k}")
+            raise UserError(
+                f"k must be between 1 and {k_max} (the most style images this model takes), got {k}"
+            )
         n = len(self.words)
         if n < self.k:
             self.notes.append(
@@ -169,14 +173,15 @@ class Writer:
                 f"found {n} style words: using {self.k} of them, drawn with seed {seed} "
                 f"(k={min(n, k_max)} uses {'all' if n <= k_max else k_max}; at most {k_max})"
             )
+        self._memories: dict[int, StyleMemory] = {}
+        self.chosen = self._draw(0)
         canvas_w = cfg.style_size[1]
-        wide = sum(w.shape[1] > canvas_w for w in self.words)
+        wide = sum(self.words[i].shape[1] > canvas_w for i in self.chosen)
         if wide:
             self.notes.append(
-                f"{wide} style word(s) wider than the model's {canvas_w}-px canvas: it sees their start"
+                f"{wide} of the chosen style words are wider than the model's {canvas_w}-px canvas: "
+                f"it sees their first {canvas_w} px"
             )
-        self._memories: dict[int, object] = {}
-        self.chosen = self._draw(0)
 
     @classmethod
     def from_images(
@@ -220,7 +225,7 @@ class Writer:
             return pick if draw == 0 else [pick[i] for i in rng.permutation(k)]
         return list(range(n)) if draw == 0 else [int(i) for i in rng.permutation(n)]
 
-    def memory(self, draw: int = 0):
+    def memory(self, draw: int = 0) -> StyleMemory:
         """The style memory of draw `draw`, encoded on first use and cached."""
         if draw not in self._memories:
             idx = self.chosen if draw == 0 else self._draw(draw)
@@ -378,9 +383,9 @@ class Writer:
         seed: int = 0,
         replace_unknown: str | None = None,
     ) -> list[Image.Image]:
-        """`n` renders of `text`: render 0 is `write_lines(text, width, seed=seed)`; render v reads
-        the style memory of draw v (another subset/order of the style words) with layout seed
-        `seed + v`."""
+        """`n` renders of `text`: render 0 is `write_lines(text, width, seed=seed)`; render v
+        reads other style memories (draws 4v, 4v+1, ...: other subsets or orders of the style
+        words) and lays out with seed `seed + v`."""
         if n < 1:
             raise UserError(f"variations must be >= 1, got {n}")
         return [

@@ -112,6 +112,16 @@ def test_a_page_splits_into_lines_and_words():
     assert_words(preprocess_image(page), n=6)
 
 
+def test_notebook_paper_rules_are_erased():
+    line = draw_word("the  quick  brown", height=90)
+    rgb = np.stack([line] * 3, axis=-1).astype(np.int16)
+    rgb = np.pad(rgb, ((30, 30), (60, 60), (0, 0)), constant_values=250)
+    for y in range(12, rgb.shape[0], 40):  # light blue rules across the page, touching the letters
+        rgb[y : y + 2] = np.minimum(rgb[y : y + 2], [150, 180, 230])
+    rgb[:, 40:42] = np.minimum(rgb[:, 40:42], [230, 120, 120])  # the red margin line
+    assert_words(preprocess_image(rgb.astype(np.uint8)), n=3)
+
+
 # --- bad input: one clear UserError each ---------------------------------------------------------
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(UserError, match=r"cannot read style image .*nope\.png: no such file"):
