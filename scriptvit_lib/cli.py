@@ -118,60 +118,25 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    """Build the default dataset (if needed) and draw its writers."""
+    """Build the default dataset (if needed), draw its writers and, with the shipped model,
+    write a sentence in hands it never trained on."""
     from pathlib import Path
 
-    from .dataset import build_dataset, writer_grid_figure
+    from .dataset import build_dataset, load_font_dataset, writer_grid_figure
 
     root = build_dataset(out=args.data, families="core", words_per_writer=300, workers=args.workers)
-    out = Path(args.figures) / "writers.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    writer_grid_figure(root, text="handwriting", n_writers=38, path=out)
-    print(f"wrote {out}")
+    figures = Path(args.figures)
+    figures.mkdir(parents=True, exist_ok=True)
+    writer_grid_figure(root, text="handwriting", n_writers=38, path=figures / "writers.png")
+    print(f"wrote {figures / 'writers.png'}")
+    if not (Path(args.model) / "model.safetensors").exists():
+        print(f"no trained model at {args.model}: skipping figures/demo.png (see README, 'Training')")
+        return
+    from .demo import demo_figure, demo_styles
 
-
-def _write(args: argparse.Namespace) -> None:
-    """Pictures of the user's handwriting + a text -> PNG(s) of the text in that hand."""
-    import warnings
-    from pathlib import Path
-
-    from .charset import Charset
-    from .writer import Writer, parse_text
-
-    if args.text_file is not None:
-        try:
-            text = Path(args.text_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            why = getattr(e, "strerror", None) or e
-            raise UserError(f"cannot read --text-file {args.text_file}: {why}") from None
-    else:
-        text = args.text
-    if args.variations < 1:
-        raise UserError(f"--variations must be >= 1, got {args.variations}")
-    out = Path(args.out)
-    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"):
-        raise UserError(f"-o {out}: give an image file name, e.g. out.png")
-    parse_text(text, Charset(), args.replace_unknown)  # a bad text fails before any image work
-    writer = Writer.from_images(args.style, model=args.model, k=args.k, seed=args.seed)
-    for note in writer.notes:
-        print(f"scriptvit: note: {note}", file=sys.stderr)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        kw = dict(width=args.width, seed=args.seed, replace_unknown=args.replace_unknown)
-        if args.variations == 1:
-            images, paths = [writer.write_lines(text, **kw)], [out]
-        else:
-            images = writer.variations(text, args.variations, **kw)
-            paths = [out.with_name(f"{out.stem}_{v + 1}{out.suffix}") for v in range(args.variations)]
-    for w in caught:
-        print(f"scriptvit: warning: {w.message}", file=sys.stderr)
-    for image, path in zip(images, paths):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            image.save(path)
-        except (OSError, ValueError) as e:
-            raise UserError(f"cannot write {path}: {e}") from None
-        print(f"wrote {path}")
+    styles = demo_styles(Path(args.examples), load_font_dataset(root)["test"])
+    demo_figure(args.model, styles, figures / "demo.png")
+    print(f"wrote {figures / 'demo.png'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -283,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data", default="data/fonts")
     d.add_argument("--figures", default="figures")
     d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--model", default="models/scriptvit-cpu")
+    d.add_argument("--examples", default="examples")
     d.set_defaults(func=_demo)
     return p
 
