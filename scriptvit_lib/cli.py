@@ -88,7 +88,6 @@ def _train(args: argparse.Namespace) -> None:
 def _eval(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from .data import load_data
     from .evaluate import evaluate, markdown_report
 
     if not Path(args.model).is_dir():
@@ -98,7 +97,7 @@ def _eval(args: argparse.Namespace) -> None:
     try:
         result = evaluate(
             args.model,
-            load_data(args.data),
+            args.data,
             split=args.split,
             k=args.k,
             n_per_writer=args.n_per_writer,
@@ -108,6 +107,7 @@ def _eval(args: argparse.Namespace) -> None:
             out=args.out,
             inception_weights=args.inception_weights,
             hwd_weights=args.hwd_weights,
+            match_width=args.match_width,
             batch_size=args.batch_size,
             device=args.device,
         )
@@ -137,6 +137,50 @@ def _demo(args: argparse.Namespace) -> None:
     styles = demo_styles(Path(args.examples), load_font_dataset(root)["test"])
     demo_figure(args.model, styles, figures / "demo.png")
     print(f"wrote {figures / 'demo.png'}")
+
+
+def _write(args: argparse.Namespace) -> None:
+    """Pictures of the user's handwriting + a text -> PNG(s) of the text in that hand."""
+    import warnings
+    from pathlib import Path
+
+    from .charset import Charset
+    from .writer import Writer, parse_text
+
+    if args.text_file is not None:
+        try:
+            text = Path(args.text_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            why = getattr(e, "strerror", None) or e
+            raise UserError(f"cannot read --text-file {args.text_file}: {why}") from None
+    else:
+        text = args.text
+    if args.variations < 1:
+        raise UserError(f"--variations must be >= 1, got {args.variations}")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"):
+        raise UserError(f"-o {out}: give an image file name, e.g. out.png")
+    parse_text(text, Charset(), args.replace_unknown)  # a bad text fails before any image work
+    writer = Writer.from_images(args.style, model=args.model, k=args.k, seed=args.seed)
+    for note in writer.notes:
+        print(f"scriptvit: note: {note}", file=sys.stderr)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kw = dict(width=args.width, seed=args.seed, replace_unknown=args.replace_unknown)
+        if args.variations == 1:
+            images, paths = [writer.write_lines(text, **kw)], [out]
+        else:
+            images = writer.variations(text, args.variations, **kw)
+            paths = [out.with_name(f"{out.stem}_{v + 1}{out.suffix}") for v in range(args.variations)]
+    for w in caught:
+        print(f"scriptvit: warning: {w.message}", file=sys.stderr)
+    for image, path in zip(images, paths):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image.save(path)
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot write {path}: {e}") from None
+        print(f"wrote {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--inception-weights", default=None, help="pt_inception-2015-12-05 .pth: FID/KID with Inception"
     )
     e.add_argument("--hwd-weights", default=None, help="HWD's VGG16_class_10400.pth: HWD with VGG16")
+    e.add_argument(
+        "--match-width",
+        action="store_true",
+        help="resize generated words to their real counterparts' widths (diagnostic)",
+    )
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--device", default="cpu")
     e.set_defaults(func=_eval)
