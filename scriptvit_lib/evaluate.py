@@ -21,15 +21,17 @@ gives. Output: `metrics.json` and `metrics.md` (a table per setting) in `out`.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
-from .features import Judges, judges_for, load_judges
+from .features import Judges, judges_for, load_judges, words_fingerprint
 from .generator import ScriptViT
 from .metrics import (
     DEFAULT_PROTOCOL,
@@ -119,12 +121,20 @@ def compare(ref: dict, cand: dict, judges: Judges, *, seed: int = 0) -> dict:
         "fid": fid(ref["fid"], cand["fid"]),
         "kid_x1e3": kid_mean,
         "kid_std_x1e3": kid_std,
-        "hwd": hwd(tokens_by_writer(ref["tokens"], ref["writers"]), tokens_by_writer(cand["tokens"], cand["writers"])),
+        "hwd": hwd(
+            tokens_by_writer(ref["tokens"], ref["writers"]), tokens_by_writer(cand["tokens"], cand["writers"])
+        ),
         "cer": cer_cand,
         "dcer": cer_cand - cer_ref,
         "writer_acc": writer_accuracy(cand["logits"], cand["writers"], judges.writers),
-        "retrieval_top1": retrieval_top1(cand["embedding"], cand["writers"], ref["embedding"], ref["writers"]),
+        "retrieval_top1": retrieval_top1(
+            cand["embedding"], cand["writers"], ref["embedding"], ref["writers"]
+        ),
     }
+
+
+def _resize_width(image: np.ndarray, width: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(image).resize((width, image.shape[0]), Image.BILINEAR))
 
 
 def _judges_summary(judges: Judges) -> dict:
@@ -154,15 +164,20 @@ def evaluate(
     out: str | Path | None = None,
     inception_weights: str | Path | None = None,
     hwd_weights: str | Path | None = None,
+    match_width: bool = False,
     batch_size: int = 32,
     device: str = "cpu",
     progress: bool = True,
 ) -> dict:
     """Generate and score; returns (and, with `out`, writes) the metrics of each setting.
 
-    split: "val" (seen writers), "test" (unseen writers) or "both". judges_dir: judges saved by
-    `train_judges`; if None, the cache of `features.judges_for` (trained on `data["train"]` on a
-    miss). inception_weights / hwd_weights: use Inception-v3 for FID/KID, VGG16 for HWD.
+    split: "val" (seen writers), "test" (unseen writers) or "both". judges_dir: a folder with
+    judges saved by `train_judges`, or else the cache root of `features.judges_for` (None: its
+    default), where judges of `data["train"]` are trained on a miss. inception_weights /
+    hwd_weights: use Inception-v3 for FID/KID, VGG16 for HWD (weights files, never downloaded).
+    match_width: resize each generated word (always 16 px per character) to the width of the
+    real word it imitates before scoring - a diagnostic that removes the generator's fixed
+    character width from the comparison, at the price of borrowing one number from the reference.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {sorted(PROTOCOLS)}")
@@ -179,14 +194,17 @@ def evaluate(
         from .data import load_data
 
         sets, data_name = load_data(data), str(data)
-    if judges_dir is not None and (Path(judges_dir) / "judges.json").is_file():
-        judges = load_judges(judges_dir)
-    else:
-        judges = judges_for(sets["train"], judges_dir, progress=progress)
+    if inception_weights and protocol == "full":
+        raise ValueError("Inception reads a fixed-size crop: use protocol 'hwd' or 'ganwriting'")
     inception = InceptionExtractor(inception_weights) if inception_weights else None
     vgg = VGG16Tokens(hwd_weights) if hwd_weights else None
-    if inception is not None and protocol == "full":
-        raise ValueError("Inception reads a fixed-size crop: use protocol 'hwd' or 'ganwriting'")
+    if judges_dir is not None and (Path(judges_dir) / "judges.json").is_file():
+        judges = load_judges(judges_dir)
+        if judges.info.get("fingerprint") != words_fingerprint(sets["train"]):
+            msg = f"the judges in {judges_dir} were trained on other words than this data's train split"
+            warnings.warn(msg, stacklevel=2)
+    else:
+        judges = judges_for(sets["train"], judges_dir, progress=progress)
 
     result = {
         "model": model_name,
@@ -196,8 +214,13 @@ def evaluate(
         "seed": seed,
         "protocol": protocol,
         "protocol_means": PROTOCOLS[protocol],
-        "fid_extractor": inception.name if inception else f"judges' feature net ({judges.config.feat_dim}-d embedding)",
-        "hwd_backbone": vgg.name if vgg else f"judges' feature-net trunk ({judges.config.feat_dim}-d token / 32 px)",
+        "match_width": match_width,
+        "fid_extractor": inception.name
+        if inception
+        else f"judges' feature net ({judges.config.feat_dim}-d embedding)",
+        "hwd_backbone": vgg.name
+        if vgg
+        else f"judges' feature-net trunk ({judges.config.feat_dim}-d token / 32 px)",
         "judges": _judges_summary(judges),
         "settings": {},
     }
@@ -208,10 +231,18 @@ def evaluate(
         a, b = halves(words, n_per_writer, seed)
         if len(a) == 0:
             raise ValueError(f"no writer of the {sp!r} split has 2 words")
-        fake = generate(model, a, b, k=k, seed=seed, batch_size=batch_size, device=device,
-                        desc=f"generating ({SETTINGS[sp]} writers)", progress=progress)  # fmt: skip
+        desc = f"generating ({SETTINGS[sp]} writers)"
+        fake = generate(
+            model, a, b, k=k, seed=seed, batch_size=batch_size, device=device, desc=desc, progress=progress
+        )
+        if match_width:
+            fake = [_resize_width(g, s.image.shape[1]) for g, s in zip(fake, a)]
         sets_ = {}
-        for name, ws, images in (("A", a, [s.image for s in a]), ("B", b, [s.image for s in b]), ("G", a, fake)):
+        for name, ws, images in (
+            ("A", a, [s.image for s in a]),
+            ("B", b, [s.image for s in b]),
+            ("G", a, fake),
+        ):
             sets_[name] = measure(images, judges, protocol, inception, vgg)
             sets_[name].update(writers=[s.writer for s in ws], texts=[s.text for s in ws])
         result["settings"][SETTINGS[sp]] = {
@@ -239,25 +270,34 @@ def markdown_report(result: dict) -> str:
         "",
         f"model `{result['model']}`, data `{result['data']}`, k = {result['k']} style words, "
         f"up to {result['n_per_writer']} words per writer and set, seed {result['seed']}.",
-        f"FID/KID: {result['fid_extractor']}, protocol **{result['protocol']}** ({result['protocol_means']}); "
-        "KID is x10^3 (mean ± std over 100 subsets). "
+        f"FID/KID: {result['fid_extractor']}, protocol **{result['protocol']}** "
+        f"({result['protocol_means']}); KID is x10^3, mean ± std over 100 subsets of min(1000, set size) "
+        "words (std 0 when every subset is the whole set). "
         f"HWD: {result['hwd_backbone']}. CER: judges' CRNN. Lower is better except the accuracies.",
     ]
+    if result["match_width"]:
+        lines.append("Generated words were resized to the width of their real counterparts (--match-width).")
     for setting, r in result["settings"].items():
         lines += [
             "",
-            f"## {setting} writers ({r['split']} split): {r['writers']} writers, {r['words_per_set']} words per set"
-            f" (CER of the real words: {r['cer_real']:.3f})",
+            f"## {setting} writers ({r['split']} split): {r['writers']} writers, "
+            f"{r['words_per_set']} words per set (CER of the real words: {r['cer_real']:.3f})",
             "",
             "| | FID | KID×10³ | HWD | CER | dCER | writer-acc | retrieval@1 |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for row, name in (("generated", "generated vs real"), ("floor", "real-vs-real floor")):
             m = r[row]
-            lines.append(
-                f"| {name} | {m['fid']:.2f} | {m['kid_x1e3']:.2f} ± {m['kid_std_x1e3']:.2f} | {m['hwd']:.3f} | "
-                f"{m['cer']:.3f} | {m['dcer']:+.3f} | {_fmt(m['writer_acc'], '.3f')} | {m['retrieval_top1']:.3f} |"
-            )
+            cells = [
+                f"{m['fid']:.2f}",
+                f"{m['kid_x1e3']:.2f} ± {m['kid_std_x1e3']:.2f}",
+                f"{m['hwd']:.3f}",
+                f"{m['cer']:.3f}",
+                f"{m['dcer']:+.3f}",
+                _fmt(m["writer_acc"], ".3f"),
+                f"{m['retrieval_top1']:.3f}",
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -143,8 +143,13 @@ class InceptionExtractor:
     def __call__(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> torch.Tensor:
         out = []
         for s in range(0, len(crops), batch_size):
-            sq = [np.asarray(Image.fromarray(c).resize((c.shape[1],) * 2, Image.NEAREST)) for c in crops[s : s + batch_size]]
-            x = torch.from_numpy(np.stack(sq))[:, None].expand(-1, 3, -1, -1).contiguous()  # [B, 3, S, S] uint8
+            sq = [
+                np.asarray(Image.fromarray(c).resize((c.shape[1],) * 2, Image.NEAREST))
+                for c in crops[s : s + batch_size]
+            ]
+            x = (
+                torch.from_numpy(np.stack(sq))[:, None].expand(-1, 3, -1, -1).contiguous()
+            )  # [B, 3, S, S] uint8
             out.append(self.net(x))
         return torch.cat(out).float()
 
@@ -209,7 +214,9 @@ class VGG16Tokens:
 
         p = Path(weights_path)
         if not p.is_file():
-            raise FileNotFoundError(f"no VGG16 weights at {p} (HWD's VGG16_class_10400.pth; nothing is downloaded)")
+            raise FileNotFoundError(
+                f"no VGG16 weights at {p} (HWD's VGG16_class_10400.pth; nothing is downloaded)"
+            )
         if p.suffix == ".safetensors":
             from safetensors.torch import load_file
 
@@ -255,7 +262,10 @@ def writer_accuracy(logits: torch.Tensor, writers: Sequence[str], classes: Seque
 
 
 def retrieval_top1(
-    query: torch.Tensor, query_writers: Sequence[str], reference: torch.Tensor, reference_writers: Sequence[str]
+    query: torch.Tensor,
+    query_writers: Sequence[str],
+    reference: torch.Tensor,
+    reference_writers: Sequence[str],
 ) -> float:
     """Style retrieval: share of query words whose nearest writer centroid is their own writer.
 

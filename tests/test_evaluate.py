@@ -13,7 +13,7 @@ from scriptvit_lib import features
 from scriptvit_lib.cli import main
 from scriptvit_lib.config import ScriptViTConfig
 from scriptvit_lib.data import mini_dataset
-from scriptvit_lib.evaluate import halves
+from scriptvit_lib.evaluate import evaluate, halves
 from scriptvit_lib.features import JudgeConfig, judges_for, load_judges, train_judges
 from scriptvit_lib.generator import ScriptViT
 
@@ -107,3 +107,24 @@ def test_eval_cli_writes_metrics_and_is_deterministic(data, model_dir, judges_di
 def test_eval_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["eval", "--model", str(tmp_path / "missing"), "--data", str(MINI)]) == 2
     assert "no model at" in capsys.readouterr().err
+
+
+def test_evaluate_api_in_memory_and_match_width(data, model_dir, judges_dir):
+    model = ScriptViT.from_pretrained(model_dir)
+    kw = dict(split="test", k=2, n_per_writer=4, judges_dir=judges_dir, progress=False)
+    plain = evaluate(model, data, **kw)
+    matched = evaluate(model, data, match_width=True, **kw)
+    assert list(plain["settings"]) == ["unseen"] and plain["model"] == "(in memory)"
+    assert matched["match_width"] and not plain["match_width"]
+    # same generated words, other widths: different scores; the real-vs-real floor is untouched
+    assert matched["settings"]["unseen"]["generated"] != plain["settings"]["unseen"]["generated"]
+    assert matched["settings"]["unseen"]["floor"] == plain["settings"]["unseen"]["floor"]
+    with pytest.raises(ValueError, match="protocol"):
+        evaluate(model, data, protocol="inception", **kw)
+
+
+def test_evaluate_warns_about_judges_of_other_data(data, model_dir, tmp_path):
+    other = train_judges(data["val"], tmp_path, config=TINY_JUDGES, steps=1, progress=False)
+    assert other.info["fingerprint"] != features.words_fingerprint(data["train"])
+    with pytest.warns(UserWarning, match="other words"):
+        evaluate(model_dir, data, split="test", k=2, n_per_writer=3, judges_dir=tmp_path, progress=False)
