@@ -18,7 +18,9 @@ from .writer import Writer
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 
 
-def demo_styles(examples: Path, test_words: WordSet | None, n_test_writers: int = 2) -> list[tuple[str, list]]:
+def demo_styles(
+    examples: Path, test_words: WordSet | None, n_test_writers: int = 2
+) -> list[tuple[str, list]]:
     """(label, style sources) pairs: the example pictures, then unseen writers' real words."""
     styles = []
     photo = examples / "phone_photo_line.jpg"
