@@ -4,11 +4,13 @@
     scriptvit train --preset cpu --recipe cpu   --minutes 10 --out runs/opt_cpu
     scriptvit train --preset cpu --recipe cpu   --minutes 10 --out runs/opt_no_l1 --w-recon 0
     scriptvit train --preset cpu --recipe paper --minutes 10 --out runs/opt_paper --batch-size 16
-    python bench/cpu_options.py runs/opt_cpu runs/opt_no_l1 runs/opt_paper --ema-run runs/cpu
+    python bench/cpu_options.py runs/opt_cpu runs/opt_no_l1 runs/opt_paper --ema-run runs/cpu \
+        --judges results/judges/<hash>
 
 Prints CER of generated words (read by each run's own recognizer) at the last common minute
-mark, and, for `--ema-run`, the CER of its raw generator vs its EMA copy on the same probe
-words. Saves `bench/results/cpu_options.json`.
+mark and, with `--judges`, what the independent judges of `evaluate.py` say of each run's
+final model on unseen writers (CER, HWD, retrieval); for `--ema-run`, the CER of its raw
+generator vs its EMA copy on the same probe words. Saves `bench/results/cpu_options.json`.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--ema-run", type=Path)
     ap.add_argument("--data", default="data/fonts")
+    ap.add_argument("--judges", help="judges folder for an independent score of each run's model/")
     ap.add_argument("--results", type=Path, default=Path("bench/results/cpu_options.json"))
     args = ap.parse_args()
     curves = {str(r): read_curve(r) for r in args.runs}
@@ -61,6 +64,17 @@ def main() -> None:
                       "balance": cfg["balance"], "pretrain_steps": cfg["pretrain_steps"], "ema": cfg["ema"]}  # fmt: skip
         print(f"{run:40s} {at['minutes']:5.1f} min  step {int(at['step']):5d}  CER val {at.get('cer_val')}  "
               f"test {at.get('cer_test')}")  # fmt: skip
+    if args.judges:
+        from scriptvit_lib.evaluate import evaluate
+
+        data = load_data(args.data)
+        for run in table:
+            m = evaluate(Path(run) / "model", data, split="test", n_per_writer=40, judges_dir=args.judges,
+                         progress=False)["settings"]["unseen"]  # fmt: skip
+            table[run]["independent_unseen"] = {
+                k: m["generated"][k] for k in ("cer", "hwd", "retrieval_top1")
+            }
+            print(f"{run:40s} independent judges, unseen writers: {table[run]['independent_unseen']}")
     result = {"at_minutes": horizon, "runs": table}
     if args.ema_run:
         with torch.no_grad():
