@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 import torch
@@ -30,12 +31,13 @@ from scriptvit_lib.trainer import TrainConfig, Trainer, list_checkpoints, load_c
 def ema_vs_raw(run: Path, data_path: str) -> dict:
     """CER of the raw generator and of its EMA copy, same checkpoint, same probe words."""
     ck = load_checkpoint(list_checkpoints(run / "checkpoints")[-1])
-    cfg = TrainConfig(**{**json.loads(ck["train_config"]), "out": "/tmp/_ema_probe", "resume": False})
+    cfg = TrainConfig(**{**json.loads(ck["train_config"]), "out": "unused", "resume": False})
     from scriptvit_lib.config import ScriptViTConfig
 
     trainer = Trainer(cfg, ScriptViTConfig.from_dict(json.loads(ck["model_config"])))
     trainer.load_state_dict(ck)
-    monitor = SampleMonitor(trainer, load_data(data_path), Path("/tmp/_ema_probe"))
+    probe_dir = Path(tempfile.mkdtemp())
+    monitor = SampleMonitor(trainer, load_data(data_path), probe_dir)
     monitor.grid = []  # numbers only
     out = {"step": int(ck["step"])}
     out["ema"] = monitor.record(trainer.step, 0.0)
