@@ -72,8 +72,33 @@ P_PUNCT, P_NUMBER, P_CAPITAL, P_UPPER = 0.13, 0.01, 0.12, 0.005
 # ---------------------------------------------------------------- words
 
 
+# Web-frequency word lists carry profanity; samples end up in figures and demos, so drop the
+# common English ones. Stems in ANYWHERE match inside words ("bullshit"); the others only at the
+# start, so "grape" or "scrape" stay. Not exhaustive; extend as needed.
+OFFENSIVE_ANYWHERE = ("fuck", "shit", "cunt", "nigg", "whore", "asshole", "wank", "bitch")
+OFFENSIVE_PREFIX = (
+    "slut",
+    "fag",
+    "dick",
+    "cock",
+    "puss",
+    "bastard",
+    "retard",
+    "twat",
+    "porn",
+    "rape",
+    "nazi",
+)
+
+
+def offensive(word: str) -> bool:
+    w = word.lower()
+    return any(stem in w for stem in OFFENSIVE_ANYWHERE) or w.startswith(OFFENSIVE_PREFIX)
+
+
 def default_vocabulary(n: int = 30000) -> tuple[list[str], np.ndarray]:
-    """The `n` most frequent English words that fit the charset, and their frequencies."""
+    """The `n` most frequent English words that fit the charset (minus profanity), and their
+    frequencies."""
     import wordfreq
 
     cs = Charset()
@@ -81,7 +106,12 @@ def default_vocabulary(n: int = 30000) -> tuple[list[str], np.ndarray]:
     words = [
         w
         for w in wordfreq.top_n_list("en", n)
-        if w.isascii() and w.isalpha() and len(w) <= 14 and (len(w) > 1 or w in "ai") and not cs.unknown(w)
+        if w.isascii()
+        and w.isalpha()
+        and len(w) <= 14
+        and (len(w) > 1 or w in "ai")
+        and not cs.unknown(w)
+        and not offensive(w)
     ]
     return words, np.array([freq[w] for w in words])
 

@@ -156,3 +156,85 @@ def plot_column_scores(image, scores, stride: int, *, mask=None, labels=None, ti
             bottom.text(xi, si, str(lab), ha="center", va="bottom", fontsize=6)
     fig.tight_layout(pad=0.3)
     return fig
+
+
+# --- per-character attention (attention.py) -------------------------------------------------------
+def _canvas_stack(canvases, heat=None, gap: int = 4) -> tuple[np.ndarray, np.ma.MaskedArray | None]:
+    """K canvases (and K heat maps [K, H, W]) stacked top to bottom with `gap` px of white between."""
+    imgs = [_gray(im) for im in canvases]
+    w = imgs[0].shape[1]
+    grey = np.concatenate(sum(([im, np.ones((gap, w))] for im in imgs), [])[:-1])
+    if heat is None:
+        return grey, None
+    h = _np(heat)
+    parts = sum(([hi, np.zeros((gap, w))] for hi in h), [])[:-1]
+    return grey, np.ma.masked_equal(np.concatenate(parts), 0)  # zero (masked / dropped) = not drawn
+
+
+def _overlay(ax, grey, heat, vmax: float) -> None:
+    ax.imshow(grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    if heat is not None:
+        ax.imshow(heat, cmap="YlOrRd", vmin=0, vmax=max(vmax, 1e-12), alpha=0.65, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_character_attention(
+    word, canvases, maps, text: str, *, char_width: int = 16, chars=None, label: str = ""
+) -> Figure:
+    """A generated word over one column per character: the K style canvases (stacked) with that
+    character's attention drawn on them.
+
+    `word`: the generated image [32, char_width * L] (uncropped, character i = columns
+    i*char_width ..); `maps`: [L, K, H, W] per-pixel weights (e.g. `CharacterAttention.maps`);
+    `chars`: which character indices to show (default all); `label`: the layer/head choice,
+    written in the title. Each column has its own colour scale (0 .. its max).
+    """
+    chars = list(range(len(text))) if chars is None else [int(c) for c in chars]
+    m = _np(maps)
+    img = _gray(word)
+    stacks = [_canvas_stack(canvases, m[c]) for c in chars]
+    sh, sw = stacks[0][0].shape
+    cols = len(chars)
+    fig = Figure(figsize=(max(4.0, cols * sw * PX * 1.4 + 0.4), (img.shape[0] + sh) * PX * 1.4 + 1.2))
+    grid = fig.add_gridspec(2, cols, height_ratios=[img.shape[0] * 3, sh])
+    top = fig.add_subplot(grid[0, :])
+    top.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    for c in chars:
+        top.add_patch(
+            Rectangle(
+                (c * char_width - 0.5, -0.5), char_width, img.shape[0], fill=False, ec="tab:red", lw=1.2
+            )
+        )
+    top.axis("off")
+    top.set_title(f"'{text}' as generated; attention: {label}", fontsize=8, loc="left", pad=2)
+    for j, (c, (grey, heat)) in enumerate(zip(chars, stacks)):
+        ax = fig.add_subplot(grid[1, j])
+        _overlay(ax, grey, heat, float(m[c].max()))
+        ax.set_title(f"{c}: '{text[c]}'", fontsize=8, pad=2)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def plot_attention_grid(canvases, maps, *, row_labels, col_labels, title: str = "") -> Figure:
+    """A grid of attention maps over the same K canvases: maps [R, C, K, H, W] (e.g. one character's
+    map per layer (rows) and head (columns), with a mean row and column). Each cell has its own
+    colour scale, so compare *where*, not how much."""
+    m = _np(maps)
+    rows, cols = m.shape[:2]
+    grey, _ = _canvas_stack(canvases)
+    sh, sw = grey.shape
+    cw = max(1.0, sw * PX * 0.9)
+    fig = Figure(figsize=(cols * cw + 0.8, rows * cw * sh / sw + 0.3 * rows + 0.5))
+    for r in range(rows):
+        for c in range(cols):
+            ax = fig.add_subplot(rows, cols, r * cols + c + 1)
+            _overlay(ax, *_canvas_stack(canvases, m[r, c]), float(m[r, c].max()))
+            if r == 0:
+                ax.set_title(str(col_labels[c]), fontsize=7, pad=2)
+            if c == 0:
+                ax.set_ylabel(str(row_labels[r]), fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 0.96 if title else 1))  # keep the title clear of the cells
+    return fig

@@ -224,3 +224,11 @@ def test_npm_fetch_caches_family_with_license(monkeypatch, tmp_path):
         np.random.default_rng(0),
     )
     assert img.shape[0] == 32 and img.dtype == np.uint8
+
+
+def test_default_vocabulary_has_no_common_profanity():
+    words, freqs = dataset.default_vocabulary()
+    assert len(words) == len(freqs) > 20000
+    assert not [w for w in words if dataset.offensive(w)]
+    assert dataset.offensive("Fucking") and dataset.offensive("bullshit")
+    assert not any(dataset.offensive(w) for w in ("cocoa", "grape", "scrape", "therapist", "class"))

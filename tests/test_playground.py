@@ -1,0 +1,88 @@
+"""playground.py: the widgets run headless - set values, call handlers, check the images change."""
+
+import io
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from scriptvit_lib.config import ScriptViTConfig
+from scriptvit_lib.generator import ScriptViT
+from scriptvit_lib.playground import Playground, build_widgets
+from tests.fixtures_iam import draw_word, synthetic_sets
+
+
+@pytest.fixture(scope="module")
+def pg():
+    torch.manual_seed(0)
+    model = ScriptViT(ScriptViTConfig.preset("tiny")).eval()
+    return Playground(model, synthetic_sets(words=("the", "Move", "garden", "old"))["train"])
+
+
+def png_of_line(texts=("quiet", "morning", "garden")) -> bytes:
+    """A synthetic photo of a line of handwriting, as PNG bytes (what FileUpload hands over)."""
+    parts = []
+    for t in texts:
+        parts += [draw_word(t, height=64), np.full((64, 30), 255, np.uint8)]
+    line = np.pad(np.concatenate(parts, axis=1), 20, constant_values=255)
+    buf = io.BytesIO()
+    Image.fromarray(line).save(buf, "png")
+    return buf.getvalue()
+
+
+def test_pure_methods(pg):
+    a, b = pg.names[:2]
+    page = pg.render("hello there", a, k=2, seed=0)
+    assert page.dtype == np.uint8 and page.ndim == 2
+    assert np.array_equal(page, pg.render("hello there", a, k=2, seed=0))  # same args, same pixels
+    assert pg.writer(a, 2, 0) is pg.writer(a, 2, 0)  # cached: the memory is encoded once
+    three = pg.render("hello", a, k=2, variations=3)
+    assert three.shape[0] > 3 * 32
+    mix = pg.interpolate("hello there", a, b, 0.5, k=2)
+    assert mix.dtype == np.uint8 and mix.shape[0] == 32
+    assert pg.locate("ab cde", 3) == ("cde", 1)
+    fig = pg.attention_view("ab cde", a, 3, k=2, layer=0, head="mean")
+    assert "layer 0, mean of 2 heads" in fig.axes[0].get_title(loc="left")
+
+
+def test_widgets_update_on_change(pg):
+    ui = build_widgets(pg, text="hello")
+    first = ui.image.value
+    assert first and ui.interp_image.value and ui.attn_image.value and ui.status.value == ""
+    ui.text.value = "hello world"
+    assert ui.image.value != first and ui.char.max == len("helloworld") - 1
+    before = ui.image.value
+    ui.writer.value = pg.names[1]
+    assert ui.image.value != before
+    ui.writer_b.value = pg.names[0]
+    before = ui.interp_image.value
+    ui.alpha.value = 0.0
+    assert ui.interp_image.value != before
+    before = ui.attn_image.value
+    ui.char.value = 7
+    assert ui.attn_image.value != before
+    ui.variations.value = 2
+    assert Image.open(io.BytesIO(ui.image.value)).height > 2 * 32
+    before = ui.image.value
+    ui.text.value = "naïve €"  # characters outside the charset: a message, no exception
+    assert "cannot write" in ui.status.value and ui.image.value == before
+
+
+def test_upload_synthetic_png(pg):
+    ui = build_widgets(pg, text="hi")
+    payload = png_of_line()
+    ui.upload.value = (
+        {
+            "name": "line.png",
+            "type": "image/png",
+            "size": len(payload),
+            "content": memoryview(payload),
+            "last_modified": datetime.now(timezone.utc),
+        },
+    )
+    assert ui.writer.value == "upload: line.png" and "upload: line.png" in ui.writer_b.options
+    assert len(pg.styles["upload: line.png"]) == 3  # three words found in the picture
+    assert ui.status.value == "" and ui.image.value
+    assert pg.on_upload([payload], name="again") == "again"
