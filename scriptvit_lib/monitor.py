@@ -73,18 +73,16 @@ class SampleMonitor:
 
     @torch.no_grad()
     def record(self, step: int, minutes: float) -> dict[str, float]:
-        G, dev = self.trainer.sampler_G, self.trainer.device
-        was_training = G.training
+        G, R, dev = self.trainer.sampler_G, self.trainer.R, self.trainer.device
+        was_training = G.training, R.training
         G.eval()
+        R.eval()
         row = {"step": step, "minutes": round(minutes, 3)}
         for split, b in self.probes.items():
             b = b.to(dev)
             fake = G(b.style, b.text_ids, b.text_lengths, b.style_widths)
             w = G.output_widths(b.text_lengths)
-            self.trainer.R.eval()
-            lp = self.trainer.R(fake, w)
-            self.trainer.R.train()
-            pred = self.trainer.R.greedy_decode(lp, self.trainer.R.output_lengths(w), self.cs)
+            pred = R.greedy_decode(R(fake, w), R.output_lengths(w), self.cs)
             row[f"cer_{split}"] = round(float(CharErrorRate()(pred, b.texts)), 4)
         if self.grid:
             rows = []
@@ -99,7 +97,8 @@ class SampleMonitor:
             folder = self.out / "samples"
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(stack_rows(rows)).save(folder / f"step_{step:07d}.png")
-        G.train(was_training)
+        G.train(was_training[0])
+        R.train(was_training[1])
         append_csv(self.out / "eval.csv", row)
         return row
 

@@ -422,12 +422,12 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if trainer.device.type == "cuda" else "gloo")
     ckpt_dir = out / "checkpoints"
-    if cfg.resume and list_checkpoints(ckpt_dir):
-        last = list_checkpoints(ckpt_dir)[-1]
-        trainer.load_state_dict(load_checkpoint(last))
+    existing = list_checkpoints(ckpt_dir)
+    if cfg.resume and existing:
+        trainer.load_state_dict(load_checkpoint(existing[-1]))
         if rank == 0:
-            print(f"resumed from {last} (step {trainer.step})")
-    elif rank == 0 and list_checkpoints(ckpt_dir) and not cfg.resume:
+            print(f"resumed from {existing[-1]} (step {trainer.step})")
+    elif rank == 0 and existing:
         raise CheckpointError(f"{ckpt_dir} already holds checkpoints: pass --resume, or choose another --out")
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
