@@ -246,8 +246,8 @@ class Writer:
 
     # --- text -> words -> images -----------------------------------------------------------
     def _render(self, jobs: Sequence[tuple[str, int]]) -> dict[tuple[str, int], np.ndarray]:
-        """(word, draw) pairs -> cropped word images; one decode call per draw (and per
-        `MAX_BATCH` words), each distinct pair decoded once."""
+        """(word, draw) pairs -> cropped word images; one decode call per draw and per
+        `MAX_BATCH` words of similar length, each distinct pair decoded once."""
         out: dict[tuple[str, int], np.ndarray] = {}
         todo: dict[int, list[str]] = {}
         for word, draw in dict.fromkeys(jobs):
@@ -255,6 +255,7 @@ class Writer:
         device = next(self.model.parameters()).device
         for draw, words in todo.items():
             memory = self.memory(draw)
+            words.sort(key=len)  # similar lengths share a batch: less padding to decode
             for s in range(0, len(words), MAX_BATCH):
                 chunk = words[s : s + MAX_BATCH]
                 lengths = torch.tensor([len(w) for w in chunk])
