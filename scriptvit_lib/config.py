@@ -23,6 +23,7 @@ from pathlib import Path
 STYLE_ENCODERS = ("vit", "cnn")
 BLANK_MODES = ("keep", "mask", "drop")
 REC_HEADS = ("linear", "lstm")
+WIDTH_MODES = ("fixed", "predicted")
 
 
 @dataclass
@@ -70,6 +71,11 @@ class ScriptViTConfig:
     """Output px per character (HWT: 16); must be a multiple of 8 (three x2 upsamplings)."""
     img_height: int = 32
     """Output height in px; fixed by the paper (and HWT, VATr)."""
+    width_mode: str = "fixed"
+    """'fixed': every character is `char_width` px (paper, HWT). 'predicted' (a library option
+    for style fidelity): the word is still synthesised at `char_width` px per character, then
+    resampled to the writer's own width; px per character come from a small head on the
+    pooled style memory, trained on the widths of real words (teacher widths in training)."""
     num_classes: int = 81
     """Character ids incl. blank/padding 0 (IAM charset: 80 + 1)."""
     # --- training networks --------------------------------------------------------------
@@ -101,6 +107,7 @@ class ScriptViTConfig:
         assert self.vit_dim % self.vit_heads == 0, "vit_dim must be divisible by vit_heads"
         assert self.d_model % self.dec_heads == 0, "d_model must be divisible by dec_heads"
         assert self.char_width % 8 == 0, f"char_width {self.char_width} must be a multiple of 8"
+        assert self.width_mode in WIDTH_MODES, f"width_mode must be one of {WIDTH_MODES}"
         assert self.img_height == 32, "the synthesis network makes 32-px images (4 x 8 upsampling)"
 
     # --- presets and (de)serialisation ----------------------------------------------------

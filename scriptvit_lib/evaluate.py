@@ -86,15 +86,16 @@ def generate(
     progress: bool = True,
 ) -> list[np.ndarray]:
     """The model's word for each target's text, styled by k words of its writer from
-    `style_pool` -> uint8 [32, 16 * len(text)] images, in the order of `targets`."""
+    `style_pool` -> uint8 [32, W] images (W = 16 * len(text) for a fixed-width model), in the
+    order of `targets`."""
     ds = StyleWordDataset(targets, k=k, style_size=model.config.style_size, style_pool=style_pool, seed=seed)
     assert len(ds) == len(targets), "every target writer needs style words in the pool"
     model.eval().to(device)
     out = []
     for s in tqdm(range(0, len(ds), batch_size), desc=desc, disable=not progress):
         b = collate_style_batch([ds[n] for n in range(s, min(s + batch_size, len(ds)))]).to(device)
-        fake = model(b.style, b.text_ids, b.text_lengths, b.style_widths)  # [B, 1, 32, 16 L]
-        out += to_uint8(fake, model.output_widths(b.text_lengths))
+        fake, widths = model.write(model.encode_style(b.style, b.style_widths), b.text_ids, b.text_lengths)
+        out += to_uint8(fake, widths)
     return out
 
 

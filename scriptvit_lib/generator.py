@@ -28,7 +28,7 @@ from .config import ScriptViTConfig
 from .content_encoder import ContentEncoder
 from .fusion import FusionDecoder
 from .style_encoder import StyleMemory, ViTStyleEncoder
-from .synthesis import SynthesisNetwork
+from .synthesis import MAX_CHAR_WIDTH, MIN_CHAR_WIDTH, SynthesisNetwork, WidthHead, resample_widths
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -76,6 +76,7 @@ class ScriptViT(nn.Module):
             res_blocks=cfg.syn_res_blocks,
             char_width=cfg.char_width,
         )
+        self.width_head = WidthHead(cfg.d_model) if cfg.width_mode == "predicted" else None
 
     def encode_style(self, style: torch.Tensor, style_widths: torch.Tensor | None = None) -> StyleMemory:
         """style [B, K, 1, Hs, Ws] in [-1, 1] (+1 paper), style_widths [B, K] -> StyleMemory."""
@@ -126,8 +127,39 @@ class ScriptViT(nn.Module):
         return self.decode(memory, text_ids, text_lengths, return_attention=return_attention)
 
     def output_widths(self, text_lengths: torch.Tensor) -> torch.Tensor:
-        """True width in px of each generated word: char_width x text length."""
+        """True width in px of each word as `decode` makes it: char_width x text length."""
         return text_lengths * self.config.char_width
+
+    def log_char_width(self, memory: StyleMemory) -> torch.Tensor:
+        """`width_mode="predicted"`: log px per character of the writer, [B] (memory batch)."""
+        if self.width_head is None:
+            raise ValueError("this model writes a fixed char_width (width_mode='fixed')")
+        return self.width_head(memory.tokens, memory.pad_mask)
+
+    def write(
+        self,
+        memory: StyleMemory,
+        text_ids: torch.Tensor,
+        text_lengths: torch.Tensor | None = None,
+        widths: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Words as the model finally writes them -> (images [B, 1, 32, W], widths [B] px).
+
+        width_mode 'fixed': `decode` as it is (char_width px per character). 'predicted': each
+        word resampled to `widths` if given (training: the real words' widths), else to the
+        predicted px per character x text length.
+        """
+        if text_lengths is None:
+            text_lengths = (text_ids != 0).sum(dim=1)
+        text_lengths = text_lengths.to(text_ids.device)
+        raw = self.decode(memory, text_ids, text_lengths)
+        if self.width_head is None:
+            return raw, self.output_widths(text_lengths)
+        if widths is None:
+            per_char = self.log_char_width(memory).exp().clamp(MIN_CHAR_WIDTH, MAX_CHAR_WIDTH)
+            per_char = per_char.expand(len(text_ids)) if per_char.shape[0] == 1 else per_char
+            widths = (per_char.detach() * text_lengths).round().clamp_min(4).long()
+        return resample_widths(raw, self.output_widths(text_lengths), widths), widths
 
     # --- checkpoints: safetensors + json, never pickle --------------------------------------
     def save_pretrained(self, directory: str | Path, metadata: dict[str, str] | None = None) -> Path:

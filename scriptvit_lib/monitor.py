@@ -80,8 +80,7 @@ class SampleMonitor:
         row = {"step": step, "minutes": round(minutes, 3)}
         for split, b in self.probes.items():
             b = b.to(dev)
-            fake = G(b.style, b.text_ids, b.text_lengths, b.style_widths)
-            w = G.output_widths(b.text_lengths)
+            fake, w = G.write(G.encode_style(b.style, b.style_widths), b.text_ids, b.text_lengths)
             pred = R.greedy_decode(R(fake, w), R.output_lengths(w), self.cs)
             row[f"cer_{split}"] = round(float(CharErrorRate()(pred, b.texts)), 4)
         if self.grid:
@@ -89,10 +88,10 @@ class SampleMonitor:
             for _split, _writer, item in self.grid:
                 style = item["style"][None].to(dev)
                 mem = G.encode_style(style, item["style_widths"][None].to(dev))
-                imgs = G.decode(mem, self.text_ids.to(dev), self.text_lengths.to(dev))
+                imgs, widths = G.write(mem, self.text_ids.to(dev), self.text_lengths.to(dev))
                 ref = to_uint8(item["style"][:1])[0]
                 ref = ref[:, : int(item["style_widths"][0])] if ref.shape[0] == 32 else _crop_ink_rows(ref)
-                gen = to_uint8(imgs, G.output_widths(self.text_lengths))
+                gen = to_uint8(imgs, widths)
                 rows.append(_row([ref, np.full((32, 4), 0, np.uint8)] + gen))
             folder = self.out / "samples"
             folder.mkdir(parents=True, exist_ok=True)

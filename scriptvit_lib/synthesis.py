@@ -106,3 +106,50 @@ class SynthesisNetwork(nn.Module):
             x, mask = up(x, mask)  # x2 height and width each time
         img = torch.tanh(self.to_img(x))  # [B, 1, 32, L*char_width]
         return torch.where(mask.bool(), img, torch.ones_like(img))  # paper (+1) beyond the word
+
+
+# --- library option (`width_mode="predicted"`): the writer's own width -----------------------
+MIN_CHAR_WIDTH, MAX_CHAR_WIDTH = 3.0, 40.0  # px per character a predicted width is clamped to
+
+
+class WidthHead(nn.Module):
+    """Style memory -> the writer's px per character (one number per sample).
+
+    Real hands differ in width (fonts of the default data: ~6 to ~16 px per character at 32 px
+    height), which a fixed 16 px per character cannot show. Masked mean of the memory tokens ->
+    MLP -> exp, starting at `init` px; trained by regression on log(real width / text length).
+    """
+
+    def __init__(self, dim: int, hidden: int = 128, init: float = 10.0):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.constant_(self.mlp[-1].bias, float(torch.log(torch.tensor(init))))
+
+    def forward(self, tokens: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+        """tokens [B, N, D], pad_mask [B, N] (True = ignore) -> log px per character [B]."""
+        keep = (~pad_mask).unsqueeze(-1).to(tokens.dtype)
+        pooled = (tokens * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+        return self.mlp(pooled).squeeze(-1)
+
+
+def resample_widths(
+    images: torch.Tensor, widths_in: torch.Tensor, widths_out: torch.Tensor, out_width: int | None = None
+) -> torch.Tensor:
+    """Resize each word horizontally: images [B, 1, H, W] whose word i spans `widths_in[i]`
+    columns -> [B, 1, H, out_width or max(widths_out)] with word i in `widths_out[i]` columns
+    (bilinear, antialiased when shrinking; differentiable) and paper (+1) right of it."""
+    b, c, h, _ = images.shape
+    width = int(out_width if out_width is not None else int(widths_out.max()))
+    rows = [images.new_ones(0, c, h, width)]
+    for i in range(b):
+        wi, wo = int(widths_in[i]), min(int(widths_out[i]), width)
+        word = F.interpolate(
+            images[i : i + 1, :, :, :wi],
+            size=(h, wo),
+            mode="bilinear",
+            align_corners=False,
+            antialias=wo < wi,
+        )
+        rows.append(F.pad(word, (0, width - wo), value=1.0))
+    return torch.cat(rows)

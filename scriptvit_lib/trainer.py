@@ -89,6 +89,9 @@ class TrainConfig:
     """CPU-budget addition: iterations of R and W on real words before the GAN starts."""
     ema: float = 0.0
     """CPU-budget addition: decay of an EMA copy of G used for samples and export (0 = off)."""
+    w_width: float = 1.0
+    """Weight of the width head's regression loss (models with `width_mode="predicted"` only):
+    squared error of log px per character against the real target word's."""
     amp: str = "none"
     """'none' | 'bf16' | 'fp16' (mixed precision, CUDA only)."""
     grad_clip: float = 0.0
@@ -118,6 +121,7 @@ LOG_FIELDS = [
     "G_ctc",
     "G_writer",
     "G_recon",
+    "G_width",
     "G_total",
 ]
 
@@ -262,8 +266,10 @@ class Trainer:
         cfg = self.cfg
         g_turn = self.step % cfg.g_every == 0
         with self._autocast():
-            fake = self.G(b.style, b.text_ids, b.text_lengths, b.style_widths)
-            fake_w = self.G.output_widths(b.text_lengths)
+            memory = self.G.encode_style(b.style, b.style_widths)
+            # width_mode 'predicted': fakes take their real targets' widths (teacher widths)
+            teacher = b.target_widths if self.G.width_head is not None else None
+            fake, fake_w = self.G.write(memory, b.text_ids, b.text_lengths, widths=teacher)
             # D: real vs detached fakes, hinge, masked beyond each word's width
             d_real, d_fake = self.D(b.target), self.D(fake.detach())
             l_d = d_hinge_loss(
@@ -280,13 +286,13 @@ class Trainer:
 
         logs = {k: v.item() for k, v in losses.items()}
         if g_turn:
-            self.last_g_logs = {k: v.item() for k, v in self._generator_step(b, fake, fake_w).items()}
+            self.last_g_logs = {k: v.item() for k, v in self._generator_step(b, fake, fake_w, memory).items()}
             logs.update(self.last_g_logs)
         self.step += 1
         return logs
 
     def _generator_step(
-        self, b: StyleBatch, fake: torch.Tensor, fake_w: torch.Tensor
+        self, b: StyleBatch, fake: torch.Tensor, fake_w: torch.Tensor, memory=None
     ) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         with self._autocast():
@@ -297,9 +303,17 @@ class Trainer:
             l_wr = writer_ce_loss(self.W(fake, fake_w), b.writer_ids)
             l_rec = fake.new_zeros(())
             if cfg.w_recon > 0:  # per-word mean |fake - real| over the word's true width
-                diff = (fake - self._resized_targets(b, fake.shape[-1])).abs().flatten(1).sum(1)
+                if self.G.width_head is not None:  # fakes already have their targets' widths
+                    target = b.target[..., : fake.shape[-1]]
+                else:
+                    target = self._resized_targets(b, fake.shape[-1])
+                diff = (fake - target).abs().flatten(1).sum(1)
                 l_rec = (diff / (fake.shape[-2] * fake_w)).mean()
-        out = {"G_adv": l_adv, "G_ctc": l_ctc, "G_writer": l_wr, "G_recon": l_rec}
+            l_width = fake.new_zeros(())
+            if self.G.width_head is not None and memory is not None:
+                real = (b.target_widths.float() / b.text_lengths.float()).log()
+                l_width = (self.G.log_char_width(memory).float() - real).pow(2).mean()
+        out = {"G_adv": l_adv, "G_ctc": l_ctc, "G_writer": l_wr, "G_recon": l_rec, "G_width": l_width}
         self._check(out)
         a_ctc, a_wr = cfg.w_ctc, cfg.w_writer
         if cfg.balance > 0:
@@ -313,7 +327,7 @@ class Trainer:
                     # (clamp, not HWT's +1e-8: these stds scale with 1/batch, an additive eps would not)
                     a = (cfg.balance * s_adv / _global_std(g, self.world).clamp_min(1e-12)).detach()
                     a_ctc, a_wr = (a * cfg.w_ctc, a_wr) if name == "ctc" else (a_ctc, a * cfg.w_writer)
-        total = cfg.w_adv * l_adv + a_ctc * l_ctc + a_wr * l_wr + cfg.w_recon * l_rec
+        total = cfg.w_adv * l_adv + a_ctc * l_ctc + a_wr * l_wr + cfg.w_recon * l_rec + cfg.w_width * l_width
         self._step("G", total)
         if self.G_ema is not None:
             # warm-up: the average starts short and lengthens to `ema`, so early samples are

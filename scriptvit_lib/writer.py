@@ -263,8 +263,8 @@ class Writer:
                 for b, w in enumerate(chunk):
                     ids[b, : len(w)] = torch.tensor(self.charset.encode(w))
                 with _inference(self.model):
-                    images = self.model.decode(memory, ids.to(device), lengths.to(device))  # [B, 1, 32, 16 L]
-                for w, img in zip(chunk, to_uint8(images, self.model.output_widths(lengths))):
+                    images, widths = self.model.write(memory, ids.to(device), lengths.to(device))
+                for w, img in zip(chunk, to_uint8(images, widths)):
                     out[(w, draw)] = crop_to_ink(img)
         return out
 

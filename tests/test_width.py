@@ -1,0 +1,91 @@
+"""`width_mode="predicted"`: words resampled to the writer's own width (a style-fidelity option)."""
+
+from __future__ import annotations
+
+import torch
+from fixtures_iam import synthetic_sets
+
+from scriptvit_lib.config import ScriptViTConfig
+from scriptvit_lib.generator import ScriptViT
+from scriptvit_lib.synthesis import resample_widths
+from scriptvit_lib.trainer import TrainConfig, _batch, build_trainer
+
+torch.set_num_threads(1)
+
+
+def _model(mode: str) -> ScriptViT:
+    torch.manual_seed(0)
+    return ScriptViT(ScriptViTConfig.preset("tiny", width_mode=mode)).eval()
+
+
+def _inputs():
+    g = torch.Generator().manual_seed(0)
+    style = torch.where(torch.rand(2, 5, 1, 32, 64, generator=g) < 0.2, -1.0, 1.0)
+    ids = torch.tensor([[5, 6, 7, 0, 0], [5, 6, 7, 8, 9]])
+    return style, ids, torch.tensor([3, 5])
+
+
+def test_resample_keeps_identity_shrinks_and_pads_with_paper():
+    x = torch.linspace(-1, 1, 64).view(1, 1, 1, 64).expand(2, 1, 32, 64).clone()
+    same = resample_widths(x, torch.tensor([64, 64]), torch.tensor([64, 64]))
+    assert torch.allclose(same, x, atol=1e-6)
+    out = resample_widths(x, torch.tensor([64, 32]), torch.tensor([32, 40]))
+    assert out.shape == (2, 1, 32, 40)
+    assert (out[0, ..., 32:] == 1).all()  # paper right of the 32-px word
+    assert out[0, 0, 0, :32].diff().gt(0).all()  # the ramp survives the shrink, in order
+    assert abs(out[0, 0, 0, :32].mean().item()) < 0.05  # and its mean (antialiased)
+
+
+def test_fixed_mode_write_is_decode():
+    g = _model("fixed")
+    style, ids, lengths = _inputs()
+    with torch.no_grad():
+        mem = g.encode_style(style)
+        img, widths = g.write(mem, ids, lengths)
+        assert torch.equal(img, g.decode(mem, ids, lengths))
+    assert widths.tolist() == [48, 80] and g.width_head is None
+
+
+def test_predicted_mode_writes_at_predicted_or_given_widths():
+    g = _model("predicted")
+    style, ids, lengths = _inputs()
+    with torch.no_grad():
+        mem = g.encode_style(style)
+        per_char = g.log_char_width(mem).exp()
+        img, widths = g.write(mem, ids, lengths)
+        assert widths.tolist() == (per_char * lengths).round().long().tolist()
+        assert img.shape[-1] == int(widths.max()) and (img[0, ..., int(widths[0]) :] == 1).all()
+        img2, widths2 = g.write(mem, ids, lengths, widths=torch.tensor([20, 50]))
+        assert widths2.tolist() == [20, 50] and img2.shape[-1] == 50 and (img2[0, ..., 20:] == 1).all()
+        one, w1 = g.write(g.encode_style(style[:1]), ids, lengths)  # one writer's memory, many words
+        assert w1[0] == round(float(per_char[0]) * 3) and one.shape[0] == 2
+
+
+def test_width_head_learns_the_writers_width_and_fakes_take_teacher_widths(tmp_path):
+    sets = synthetic_sets(writers=("w1", "w2", "w3"), words=("the", "house", "of", "Move"))
+    cfg = TrainConfig(
+        preset="tiny", out=str(tmp_path), lr=5e-3, w_adv=0, w_ctc=0, w_writer=0, w_recon=0, w_width=1.0,
+        model_overrides={"width_mode": "predicted"},
+    )  # fmt: skip
+    trainer, ds, _ = build_trainer(cfg, sets["train"])
+    b = _batch(ds, cfg, 0, rank=0)
+    real = (b.target_widths.float() / b.text_lengths.float()).log()
+
+    def error() -> float:
+        with torch.no_grad():
+            return float(
+                (trainer.G.log_char_width(trainer.G.encode_style(b.style, b.style_widths)) - real)
+                .abs()
+                .mean()
+            )
+
+    before = error()
+    for step in range(30):
+        logs = trainer.train_step(_batch(ds, cfg, step, rank=0))
+    assert "G_width" in logs or "G_width" in trainer.last_g_logs
+    assert error() < 0.5 * before
+    with torch.no_grad():
+        fake, widths = trainer.G.write(
+            trainer.G.encode_style(b.style), b.text_ids, b.text_lengths, widths=b.target_widths
+        )
+    assert torch.equal(widths, b.target_widths)
