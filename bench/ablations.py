@@ -63,11 +63,15 @@ def main() -> None:
     results, runs = ROOT / args.results, ROOT / args.runs
     todo = [n for n in names if not finished(results, n, args.steps, args.seed)]
     cost = {n: estimate_minutes(n, args.steps) for n in todo}
-    print(f"{len(names)} variants x {args.steps} iterations, seed {args.seed}; {len(names) - len(todo)} finished.")
+    print(
+        f"{len(names)} variants x {args.steps} iterations, seed {args.seed}; {len(names) - len(todo)} finished."
+    )
     for n in todo:
         print(f"  {n:14s} {ablations.VARIANTS[n]}  ~{cost[n]:.0f} min")
     total = sum(cost.values())
-    print(f"estimated cost: {total:.0f} CPU-core minutes, ~{total / max(args.jobs, 1):.0f} min wall with {args.jobs} job(s)")
+    print(
+        f"estimated cost: {total:.0f} CPU-core minutes, ~{total / max(args.jobs, 1):.0f} min wall with {args.jobs} job(s)"
+    )
 
     import papermill as pm
 
@@ -78,8 +82,14 @@ def main() -> None:
             str(ROOT / "notebooks" / "09_ablations.ipynb"),
             str(runs / f"{name}.ipynb"),
             parameters=dict(
-                FAST=False, VARIANT=name, STEPS=args.steps, SEED=args.seed, DATA=str(Path(args.data).resolve()),
-                RUNS=str(runs), RESULTS=str(results), SAVE_FIGURES=False,
+                FAST=False,
+                VARIANT=name,
+                STEPS=args.steps,
+                SEED=args.seed,
+                DATA=str(Path(args.data).resolve()),
+                RUNS=str(runs),
+                RESULTS=str(results),
+                SAVE_FIGURES=False,
             ),  # fmt: skip
             cwd=str(ROOT / "notebooks"),
             kernel_name="python3",
@@ -93,7 +103,9 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
         spent = dict(zip(todo, pool.map(run, todo)))
     if spent:
-        print(f"sweep took {sum(spent.values()):.1f} run-minutes: {json.dumps({k: round(v, 1) for k, v in spent.items()})}")
+        print(
+            f"sweep took {sum(spent.values()):.1f} run-minutes: {json.dumps({k: round(v, 1) for k, v in spent.items()})}"
+        )
 
     df = ablations.collect(results)
     table = ablations.markdown_table(df)

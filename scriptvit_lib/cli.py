@@ -62,6 +62,7 @@ def _train(args: argparse.Namespace) -> None:
         w_adv=args.w_adv,
         w_ctc=args.w_ctc,
         w_writer=args.w_writer,
+        w_width=args.w_width,
         balance=args.balance,
         g_every=args.g_every,
         pretrain_steps=args.pretrain_steps,
@@ -221,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     for name, typ in [
         ("batch-size", int), ("k", int), ("lr", float), ("w-recon", float), ("pretrain-steps", int),
-        ("w-adv", float), ("w-ctc", float), ("w-writer", float), ("balance", float), ("g-every", int),
+        ("w-adv", float), ("w-ctc", float), ("w-writer", float), ("w-width", float), ("balance", float),
+        ("g-every", int),
         ("ema", float), ("grad-clip", float), ("seed", int), ("ckpt-every-minutes", float),
         ("ckpt-every-steps", int), ("sample-every", int),
     ]:  # fmt: skip

@@ -1,0 +1,133 @@
+"""Style fidelity of a model on unseen writers: issue 8's five targets beside floors and baselines.
+
+    python bench/style_fidelity.py --model models/scriptvit-cpu --data data/fonts-all \
+        --exclude-from data/fonts --name scriptvit-cpu --figure figures/style_fidelity.png
+
+`--data` should have >= 20 unseen (test) writers: `scriptvit data build --families all` has 31.
+`--exclude-from DATA`: test writers that are *training* writers of DATA (the data the model was
+trained on) are left out, so every scored writer is truly unseen by the model. The judges are
+those of `--data`'s training split (cached in `--judges`, trained on a miss: ~10 min).
+Writes `<out>/<name>.json` and `<out>/<name>.md`; see `scriptvit_lib/fidelity.py` for what
+each number means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scriptvit_lib.data import load_data  # noqa: E402
+from scriptvit_lib.features import judges_for, load_judges  # noqa: E402
+from scriptvit_lib.fidelity import fidelity_figure, style_fidelity  # noqa: E402
+from scriptvit_lib.generator import ScriptViT  # noqa: E402
+
+ROWS = (
+    ("model", "model (k style words of the writer)"),
+    ("mean", "mean-style baseline"),
+    ("nearest", "nearest-training-writer baseline"),
+    ("floor", "real-vs-real floor"),
+)
+
+
+def markdown(result: dict) -> str:
+    r, t = result["rows"], result["targets"]
+    lines = [
+        f"# Style fidelity: `{result['model']}` on `{result['data']}`",
+        "",
+        f"{result['writers']} unseen writers, {result['words_per_set']} words per set, k = {result['k']}, "
+        f"seed {result['seed']}; judges trained on the training writers of `{result['data']}` only; "
+        f"FID/HWD: judges' feature net, protocol full. CER of the real words: {result['cer_real']:.3f}.",
+        "",
+        "| | attribution (judges) | attribution (hand-crafted stats) | FID | HWD | sharpness / real | CER | dCER |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, name in ROWS:
+        m = r[key]
+        lines.append(
+            f"| {name} | {m['attribution_learned']:.3f} | {m['attribution_stats']:.3f} | {m['fid']:.1f} "
+            f"| {m['hwd']:.2f} | {m['sharpness_ratio']:.2f} | {m['cer']:.3f} | {m['dcer']:+.3f} |"
+        )
+    d = r["model"]["distinctness"]
+    ok = lambda p: "**PASS**" if p else "FAIL"  # noqa: E731
+    lines += [
+        "",
+        "| target | goal | measured | |",
+        "|---|---|---|---|",
+        f"| 1 attribution | ≥ 0.8 × floor | {t['1_attribution']['value']:.3f} = "
+        f"{t['1_attribution']['ratio']:.2f} × floor ({t['1_attribution']['floor']:.3f}) | {ok(t['1_attribution']['pass'])} |",
+        f"| 2 distribution | ≤ 2 × floor | FID {t['2_distribution']['fid']:.1f} "
+        f"({t['2_distribution']['fid'] / t['2_distribution']['fid_floor']:.1f} × floor), HWD "
+        f"{t['2_distribution']['hwd']:.2f} ({t['2_distribution']['hwd'] / t['2_distribution']['hwd_floor']:.1f} × floor) "
+        f"| {ok(t['2_distribution']['pass'])} |",
+        f"| 3 sharpness | within 20 % of real | {t['3_sharpness']['ratio']:.2f} × real | {ok(t['3_sharpness']['pass'])} |",
+        f"| 4 legibility | dCER ≤ 0.05 | {t['4_legibility']['dcer']:+.3f}"
+        f"{' (more legible than the real words)' if t['4_legibility']['more_legible_than_real'] else ''} "
+        f"| {ok(t['4_legibility']['pass'])} |",
+        f"| 5 style matters | beats both baselines on 1-3; between/within > 1 | beats mean: "
+        f"{t['5_style_matters']['beats_mean']}, beats nearest: {t['5_style_matters']['beats_nearest']}; "
+        f"same text, two writers vs two draws of one: {d['between_writers']:.3f} / {d['within_writer']:.3f} "
+        f"= {d['ratio']:.2f} | {ok(t['5_style_matters']['pass'])} |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(ROOT / "models" / "scriptvit-cpu"))
+    ap.add_argument("--data", default=str(ROOT / "data" / "fonts-all"))
+    ap.add_argument("--exclude-from", default=None, help="data the model was trained on")
+    ap.add_argument(
+        "--judges", default=None, help="judges folder, or a cache root (default: $SCRIPTVIT_JUDGES)"
+    )
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--n-per-writer", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--name", default=None, help="result file name (default: the model folder's name)")
+    ap.add_argument("--out", default=str(ROOT / "results" / "style_fidelity"))
+    ap.add_argument("--figure", default=None, help="also draw the figure (rows = unseen writers) here")
+    args = ap.parse_args()
+
+    t0 = time.time()
+    data = load_data(args.data)
+    j = Path(args.judges) if args.judges else None
+    judges = (
+        load_judges(j) if j is not None and (j / "judges.json").is_file() else judges_for(data["train"], j)
+    )
+    excluded = []
+    if args.exclude_from:
+        excluded = sorted(load_data(args.exclude_from)["train"].writers)
+    model = ScriptViT.from_pretrained(args.model)
+    result, extra = style_fidelity(
+        model,
+        data,
+        judges,
+        k=args.k,
+        n_per_writer=args.n_per_writer,
+        seed=args.seed,
+        exclude_writers=excluded,
+    )
+    result = {"model": str(Path(args.model)), "data": str(Path(args.data)), **result}
+    result["seconds"] = round(time.time() - t0, 1)
+    name = args.name or Path(args.model).name
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    md = markdown(result)
+    (out / f"{name}.md").write_text(md)
+    print(md)
+    if args.figure:
+        fidelity_figure(model, extra["a"], extra["b"], k=args.k, seed=args.seed, path=args.figure,
+                        title=f"{name}: unseen writers - {args.k} style words | generated | real (same words); "
+                        "last row: mean style")  # fmt: skip
+        print(f"wrote {args.figure}")
+    print(f"wrote {out / name}.json/.md in {result['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Style-fidelity measures: the sharpness statistic separates real from blurred words, the
+hand-crafted judge attributes real words to their writers, the baselines are built as stated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFilter
+
+from scriptvit_lib.config import ScriptViTConfig
+from scriptvit_lib.data import mini_dataset
+from scriptvit_lib.evaluate import halves
+from scriptvit_lib.features import JudgeConfig, train_judges
+from scriptvit_lib.fidelity import (
+    mean_memory,
+    nearest_centroid_top1,
+    sharpness,
+    style_fidelity,
+    style_memory,
+    style_statistics,
+    write_texts,
+)
+from scriptvit_lib.generator import ScriptViT
+
+ROOT = Path(__file__).resolve().parents[1]
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return mini_dataset(ROOT / "data" / "fonts-mini", words_per_writer=40)
+
+
+def blur3(im: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(im).filter(ImageFilter.BoxBlur(1)))  # 3x3 box
+
+
+def test_sharpness_separates_real_words_from_blurred_ones(data):
+    words = [s.image for s in data["train"]][:200]
+    real = np.mean([sharpness(im) for im in words])
+    blurred = np.mean([sharpness(blur3(im)) for im in words])
+    assert blurred < 0.8 * real  # the issue's 20 % band would flag the blur
+    assert sharpness(np.full((32, 40), 255, np.uint8)) == 0.0  # no ink, no edges
+
+
+def test_style_statistics_see_width_and_slant():
+    img = np.full((32, 60), 255, np.uint8)
+    img[8:24, 10:50:8] = 0  # six vertical strokes
+    base = style_statistics(img, "abc")
+    wide = np.asarray(Image.fromarray(img).resize((90, 32), Image.NEAREST))
+    assert style_statistics(wide, "abc")[12] == pytest.approx(1.5 * base[12], rel=0.1)  # px per char
+    slanted = np.asarray(
+        Image.fromarray(img).transform((60, 32), Image.AFFINE, (1, 0.5, -8, 0, 1, 0), fillcolor=255)
+    )
+    assert np.abs(style_statistics(slanted, "abc")[:8] - base[:8]).sum() > 0.3  # orientations moved
+
+
+def test_hand_crafted_judge_attributes_real_words_to_their_writers(data):
+    a, b = halves(data["train"], 12, seed=0)
+    sa = np.stack([style_statistics(s.image, s.text) for s in a])
+    sb = np.stack([style_statistics(s.image, s.text) for s in b])
+    wa, wb = [s.writer for s in a], [s.writer for s in b]
+    right = nearest_centroid_top1(sb, wb, sa, wa)
+    assert right > 0.5  # 8 writers: chance 0.125
+    wrong = nearest_centroid_top1(sb, list(np.roll(np.array(wb), 12)), sa, wa)  # labels of the next writer
+    assert wrong < 0.3
+
+
+def test_mean_memory_pools_every_writers_tokens(data):
+    torch.manual_seed(0)
+    model = ScriptViT(ScriptViTConfig.preset("tiny", blank_patches="drop")).eval()
+    mems = [style_memory(model, data["train"], w, 3, 0) for w in sorted(data["train"].writers)[:3]]
+    pooled = mean_memory(mems)
+    assert pooled.tokens.shape[1] == sum(int((~m.pad_mask).sum()) for m in mems) and not pooled.pad_mask.any()
+    images = write_texts(model, pooled, ["the", "house"])
+    assert [im.shape for im in images] == [(32, 48), (32, 80)]
+
+
+def test_style_fidelity_reports_targets_floors_and_baselines(data, tmp_path):
+    torch.manual_seed(0)
+    model = ScriptViT(ScriptViTConfig.preset("tiny")).eval()
+    cfg = JudgeConfig(feat_ch=4, feat_dim=32, rec_ch=4, feat_steps=30, rec_steps=2)
+    judges = train_judges(data["train"], tmp_path, config=cfg, progress=False)
+    result, extra = style_fidelity(model, data, judges, n_per_writer=6, progress=False, distinct_texts=4)
+    assert set(result["rows"]) == {"model", "mean", "nearest", "floor"}
+    assert set(result["targets"]) == {
+        "1_attribution",
+        "2_distribution",
+        "3_sharpness",
+        "4_legibility",
+        "5_style_matters",
+    }
+    assert result["rows"]["floor"]["attribution_stats"] > result["rows"]["model"]["attribution_stats"] - 1e-9
+    assert not result["targets"]["3_sharpness"]["pass"]  # an untrained model writes noise, not strokes
+    assert set(result["nearest_training_writer"].values()) <= set(data["train"].writers)
+    assert len(extra["images"]["model"]) == len(extra["a"]) == result["words_per_set"]
