@@ -134,6 +134,23 @@ def compare(ref: dict, cand: dict, judges: Judges, *, seed: int = 0) -> dict:
     }
 
 
+def by_vocabulary(real: dict, fake: dict, vocabulary: set[str]) -> dict:
+    """CER of generated and real words split by whether the text occurs in the training words
+    (in-vocabulary, IV) or not (out-of-vocabulary, OOV): HWT/VATr's IV/OOV protocol. `real` and
+    `fake` are `measure` outputs for the same texts (A and G)."""
+    out = {}
+    for name, keep in (("in_vocabulary", True), ("out_of_vocabulary", False)):
+        idx = [i for i, t in enumerate(real["texts"]) if (t in vocabulary) == keep]
+        if not idx:
+            out[name] = {"words": 0, "cer": None, "cer_real": None, "dcer": None}
+            continue
+        texts = [real["texts"][i] for i in idx]
+        c_fake = cer([fake["read"][i] for i in idx], texts)
+        c_real = cer([real["read"][i] for i in idx], texts)
+        out[name] = {"words": len(idx), "cer": c_fake, "cer_real": c_real, "dcer": c_fake - c_real}
+    return out
+
+
 def _resize_width(image: np.ndarray, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((width, image.shape[0]), Image.BILINEAR))
 
@@ -225,6 +242,7 @@ def evaluate(
         "judges": _judges_summary(judges),
         "settings": {},
     }
+    vocabulary = {s.text for s in sets["train"]}
     for sp in splits:
         words = sets.get(sp)
         if words is None or len(words) == 0:
@@ -253,6 +271,7 @@ def evaluate(
             "cer_real": cer(sets_["A"]["read"], sets_["A"]["texts"]),
             "generated": compare(sets_["A"], sets_["G"], judges, seed=seed),
             "floor": compare(sets_["A"], sets_["B"], judges, seed=seed),
+            "by_vocabulary": by_vocabulary(sets_["A"], sets_["G"], vocabulary),
         }
     result = _round(result)
     if out is not None:
@@ -299,6 +318,19 @@ def markdown_report(result: dict) -> str:
                 f"{m['retrieval_top1']:.3f}",
             ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        parts = []
+        for key, label in (("in_vocabulary", "in-vocabulary"), ("out_of_vocabulary", "out-of-vocabulary")):
+            v = r.get("by_vocabulary", {}).get(key)
+            if v and v["words"]:
+                cers = f"CER {v['cer']:.3f}, real {v['cer_real']:.3f}, dCER {v['dcer']:+.3f}"
+                parts.append(f"{label} ({v['words']} words): {cers}")
+            elif v:
+                parts.append(f"{label}: no words")
+        if parts:
+            lines += [
+                "",
+                "By vocabulary (text seen among the training words or not): " + "; ".join(parts) + ".",
+            ]
     return "\n".join(lines) + "\n"
 
 

@@ -94,6 +94,16 @@ def test_eval_cli_writes_metrics_and_is_deterministic(data, model_dir, judges_di
             assert r[row]["fid"] >= -1e-6 and r[row]["hwd"] >= 0
         # seen writers are the judges' classes; unseen ones have no writer-id
         assert (r["generated"]["writer_acc"] is None) == (setting == "unseen")
+    # IV/OOV: seen writers' held-out words are never training texts (split by word); every
+    # word is counted once; the unseen writers' texts may be either
+    vocab = {s.text for s in data["train"]}
+    for r in m["settings"].values():
+        v = r["by_vocabulary"]
+        assert v["in_vocabulary"]["words"] + v["out_of_vocabulary"]["words"] == r["words_per_set"]
+    assert m["settings"]["seen"]["by_vocabulary"]["in_vocabulary"]["words"] == 0
+    assert any(s.text in vocab for s in data["test"]) == (
+        m["settings"]["unseen"]["by_vocabulary"]["in_vocabulary"]["words"] > 0
+    )
     # an untrained generator is far from real words, much further than real words are from each other
     seen = m["settings"]["seen"]
     assert seen["generated"]["fid"] > seen["floor"]["fid"]
@@ -101,6 +111,7 @@ def test_eval_cli_writes_metrics_and_is_deterministic(data, model_dir, judges_di
 
     table = (tmp_path / "run1" / "metrics.md").read_text()
     assert "real-vs-real floor" in table and "KID×10³" in table and "protocol **hwd**" in table
+    assert "out-of-vocabulary (" in table
     assert "| generated vs real |" in capsys.readouterr().out
 
 
