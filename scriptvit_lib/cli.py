@@ -75,6 +75,7 @@ def _train(args: argparse.Namespace) -> None:
         ckpt_every_minutes=args.ckpt_every_minutes,
         ckpt_every_steps=args.ckpt_every_steps,
         sample_every=args.sample_every,
+        train_writers=args.train_writers,
         tensorboard=args.tensorboard,
         model_overrides=overrides,
     )
@@ -225,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("w-adv", float), ("w-ctc", float), ("w-writer", float), ("w-width", float), ("balance", float),
         ("g-every", int),
         ("ema", float), ("grad-clip", float), ("seed", int), ("ckpt-every-minutes", float),
-        ("ckpt-every-steps", int), ("sample-every", int),
+        ("ckpt-every-steps", int), ("sample-every", int), ("train-writers", int),
     ]:  # fmt: skip
         t.add_argument(f"--{name}", type=typ, default=None, help="(default: the recipe's)")
     t.add_argument("--amp", choices=["none", "bf16", "fp16"], default=None)

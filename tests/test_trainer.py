@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from fixtures_iam import synthetic_sets
@@ -208,3 +209,15 @@ def test_two_gloo_processes_equal_one_process_on_merged_batch(data, tmp_path):
         for key, g in grads[net].items():
             err = (r0["grads"][net][key] - g).abs().max() / scale
             assert err < 1e-4, f"{net}.{key}: gradient differs from the merged batch's by {err:.2e}"
+
+
+def test_train_writers_subsets_are_nested_and_stable():
+    from scriptvit_lib.trainer import subset_writers
+
+    blank = np.full((32, 20), 255, np.uint8)
+    words = WordSet([WordSample(writer=f"w{i}", text="the", image=blank) for i in range(20) for _ in range(2)])
+    five, ten = subset_writers(words, 5), subset_writers(words, 10)
+    assert len(five.writers) == 5 and len(ten.writers) == 10
+    assert set(five.writers) <= set(ten.writers)
+    assert subset_writers(words, 0) is words and subset_writers(words, 99) is words
+    assert set(subset_writers(words, 5).writers) == set(five.writers)
