@@ -215,7 +215,9 @@ def test_train_writers_subsets_are_nested_and_stable():
     from scriptvit_lib.trainer import subset_writers
 
     blank = np.full((32, 20), 255, np.uint8)
-    words = WordSet([WordSample(writer=f"w{i}", text="the", image=blank) for i in range(20) for _ in range(2)])
+    words = WordSet(
+        [WordSample(writer=f"w{i}", text="the", image=blank) for i in range(20) for _ in range(2)]
+    )
     five, ten = subset_writers(words, 5), subset_writers(words, 10)
     assert len(five.writers) == 5 and len(ten.writers) == 10
     assert set(five.writers) <= set(ten.writers)
