@@ -223,3 +223,17 @@ def test_train_writers_subsets_are_nested_and_stable():
     assert set(five.writers) <= set(ten.writers)
     assert subset_writers(words, 0) is words and subset_writers(words, 99) is words
     assert set(subset_writers(words, 5).writers) == set(five.writers)
+
+
+def test_export_checkpoint_equals_the_exported_model(data, tmp_path):
+    from safetensors.torch import load_file
+
+    from scriptvit_lib.trainer import export_checkpoint
+
+    cfg = TrainConfig(preset="tiny", out=str(tmp_path / "run"), steps=4, ema=0.9, sample_every=100)
+    train(cfg, data, progress=False)
+    last = list_checkpoints(tmp_path / "run" / "checkpoints")[-1]
+    export_checkpoint(last, tmp_path / "exported")
+    final = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    again = load_file(str(tmp_path / "exported" / "model.safetensors"))
+    assert final.keys() == again.keys() and all(torch.equal(final[k], again[k]) for k in final)
