@@ -1,0 +1,98 @@
+"""How unseen-writer style fidelity grows with the number of training writers (issue 8).
+
+    # the same recipe on nested subsets of the training families of `--families all`
+    scriptvit train --data data/fonts-all --out runs/w16 --preset cpu --recipe cpu \
+        --pretrain-steps 1500 --set width_mode=predicted --train-writers 16 --steps 1000
+    scriptvit train ... --out runs/w50 --train-writers 50 --steps 1000
+    scriptvit train ... --out runs/w134 --steps 1000          # all 134 training families
+    python bench/fidelity_vs_writers.py runs/w16 runs/w50 runs/w134 --data data/fonts-all \
+        --checkpoints ck16.pt ck50.pt ck134.pt   # optional: score these checkpoints instead
+
+Each run's generator at its last checkpoint (or the one given) is scored by
+`fidelity.style_fidelity` on the same 31 unseen writers; writes
+`results/style_fidelity/vs_writers.json` and `figures/fidelity_vs_writers.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scriptvit_lib.data import load_data  # noqa: E402
+from scriptvit_lib.features import judges_for, load_judges  # noqa: E402
+from scriptvit_lib.fidelity import style_fidelity  # noqa: E402
+from scriptvit_lib.generator import ScriptViT  # noqa: E402
+from scriptvit_lib.trainer import export_checkpoint, list_checkpoints, load_checkpoint  # noqa: E402
+
+PANELS = (
+    ("attribution_learned", "attribution (judges)"),
+    ("attribution_stats", "attribution (hand-crafted)"),
+    ("hwd", "HWD"),
+    ("dcer", "dCER"),
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--checkpoints", nargs="*", type=Path, default=None)
+    ap.add_argument("--data", default=str(ROOT / "data" / "fonts-all"))
+    ap.add_argument("--judges", default=None)
+    ap.add_argument("--n-per-writer", type=int, default=40)
+    ap.add_argument("--out", default=str(ROOT / "results" / "style_fidelity" / "vs_writers.json"))
+    ap.add_argument("--figure", default=str(ROOT / "figures" / "fidelity_vs_writers.png"))
+    args = ap.parse_args()
+
+    data = load_data(args.data)
+    j = Path(args.judges) if args.judges else None
+    judges = (
+        load_judges(j) if j is not None and (j / "judges.json").is_file() else judges_for(data["train"], j)
+    )
+    cks = args.checkpoints or [list_checkpoints(r / "checkpoints")[-1] for r in args.runs]
+    rows = []
+    for run, ck in zip(args.runs, cks):
+        writers = len(json.loads((run / "writers.json").read_text()))
+        step = int(load_checkpoint(ck)["step"])
+        with tempfile.TemporaryDirectory() as tmp:
+            model = ScriptViT.from_pretrained(export_checkpoint(ck, tmp))
+        result, _ = style_fidelity(model, data, judges, n_per_writer=args.n_per_writer, progress=False)
+        row = {"run": str(run), "checkpoint": ck.name, "training_writers": writers, "step": step}
+        for key in ("model", "mean", "nearest", "floor"):
+            row[key] = result["rows"][key]
+        rows.append(row)
+        m = row["model"]
+        print(f"{run}: {writers} training writers, step {step}: attribution {m['attribution_learned']:.3f} "
+              f"(stats {m['attribution_stats']:.3f}), HWD {m['hwd']:.2f}, FID {m['fid']:.1f}, dCER {m['dcer']:+.3f}")  # fmt: skip
+    rows.sort(key=lambda r: r["training_writers"])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"data": args.data, "rows": rows}, indent=1) + "\n")
+
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(3.3 * len(PANELS), 2.9))
+    n = [r["training_writers"] for r in rows]
+    for ax, (key, title) in zip(axes, PANELS):
+        ax.plot(n, [r["model"][key] for r in rows], "o-", label="model")
+        ax.plot(n, [r["mean"][key] for r in rows], "s:", color="C1", label="mean-style baseline")
+        ax.axhline(rows[0]["floor"][key], color="k", ls="--", lw=1, label="real-vs-real floor")
+        ax.set_xscale("log")
+        ax.set_xticks(n, [str(x) for x in n])
+        ax.set_xlabel("training writers (font families)")
+        ax.set_title(title, fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(
+        f"unseen-writer style fidelity vs training writers (step {rows[0]['step']} each)", fontsize=10
+    )
+    fig.tight_layout()
+    fig.savefig(args.figure, dpi=110)
+    print(f"wrote {args.out} and {args.figure}")
+
+
+if __name__ == "__main__":
+    main()
