@@ -63,6 +63,7 @@ def _train(args: argparse.Namespace) -> None:
         w_ctc=args.w_ctc,
         w_writer=args.w_writer,
         w_width=args.w_width,
+        w_style_id=args.w_style_id,
         balance=args.balance,
         g_every=args.g_every,
         pretrain_steps=args.pretrain_steps,
@@ -223,10 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     for name, typ in [
         ("batch-size", int), ("k", int), ("lr", float), ("w-recon", float), ("pretrain-steps", int),
-        ("w-adv", float), ("w-ctc", float), ("w-writer", float), ("w-width", float), ("balance", float),
-        ("g-every", int),
-        ("ema", float), ("grad-clip", float), ("seed", int), ("ckpt-every-minutes", float),
-        ("ckpt-every-steps", int), ("sample-every", int), ("train-writers", int),
+        ("w-adv", float), ("w-ctc", float), ("w-writer", float), ("w-width", float), ("w-style-id", float),
+        ("balance", float), ("g-every", int), ("ema", float), ("grad-clip", float), ("seed", int),
+        ("ckpt-every-minutes", float), ("ckpt-every-steps", int), ("sample-every", int),
+        ("train-writers", int),
     ]:  # fmt: skip
         t.add_argument(f"--{name}", type=typ, default=None, help="(default: the recipe's)")
     t.add_argument("--amp", choices=["none", "bf16", "fp16"], default=None)

@@ -90,6 +90,10 @@ class TrainConfig:
     """CPU-budget addition: iterations of R and W on real words before the GAN starts."""
     ema: float = 0.0
     """CPU-budget addition: decay of an EMA copy of G used for samples and export (0 = off)."""
+    w_style_id: float = 0.0
+    """Library option (0 = off): cross-entropy of a linear training-writer classifier on the
+    pooled style memory, a loss of the generator's style encoder - it must tell the writers of
+    its k style words apart (VATr pre-trains its encoder on writer id; here it is joint)."""
     w_width: float = 1.0
     """Weight of the width head's regression loss (models with `width_mode="predicted"` only):
     squared error of log px per character against the real target word's."""
@@ -126,6 +130,7 @@ LOG_FIELDS = [
     "G_writer",
     "G_recon",
     "G_width",
+    "G_style_id",
     "G_total",
 ]
 
@@ -197,11 +202,15 @@ class Trainer:
         if self.world > 1 and device.type == "cuda":  # BatchNorm statistics over all ranks' batches
             self.G, self.R = (nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (self.G, self.R))
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema > 0 else None
+        # the style-id head (w_style_id > 0) trains with G, in G's optimizer; not part of the model
+        self.S = nn.Linear(mc.d_model, mc.num_writers).to(device) if cfg.w_style_id > 0 else None
         betas = (cfg.beta1, cfg.beta2)
         self.opt = {
             name: torch.optim.Adam(getattr(self, name).parameters(), lr=cfg.lr, betas=betas)
             for name in "GDRW"
         }
+        if self.S is not None:
+            self.opt["G"].add_param_group({"params": list(self.S.parameters())})
         self.step = 0
         self.pretrain_done = 0
         self.last_g_logs: dict[str, float] = {}
@@ -222,6 +231,8 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         _average_grads(net, self.world)
+        if name == "G" and self.S is not None:
+            _average_grads(self.S, self.world)
         if self.cfg.grad_clip > 0:
             self.scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(net.parameters(), self.cfg.grad_clip)
@@ -317,7 +328,14 @@ class Trainer:
             if self.G.width_head is not None and memory is not None:
                 real = (b.target_widths.float() / b.text_lengths.float()).log()
                 l_width = (self.G.log_char_width(memory).float() - real).pow(2).mean()
+            l_sid = fake.new_zeros(())
+            if self.S is not None and memory is not None:
+                keep = (~memory.pad_mask).unsqueeze(-1).to(memory.tokens.dtype)
+                pooled = (memory.tokens * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+                l_sid = writer_ce_loss(self.S(pooled), b.writer_ids)
         out = {"G_adv": l_adv, "G_ctc": l_ctc, "G_writer": l_wr, "G_recon": l_rec, "G_width": l_width}
+        if self.S is not None:
+            out["G_style_id"] = l_sid
         self._check(out)
         a_ctc, a_wr = cfg.w_ctc, cfg.w_writer
         if cfg.balance > 0:
@@ -332,6 +350,7 @@ class Trainer:
                     a = (cfg.balance * s_adv / _global_std(g, self.world).clamp_min(1e-12)).detach()
                     a_ctc, a_wr = (a * cfg.w_ctc, a_wr) if name == "ctc" else (a_ctc, a * cfg.w_writer)
         total = cfg.w_adv * l_adv + a_ctc * l_ctc + a_wr * l_wr + cfg.w_recon * l_rec + cfg.w_width * l_width
+        total = total + cfg.w_style_id * l_sid
         self._step("G", total)
         if self.G_ema is not None:
             # warm-up: the average starts short and lengthens to `ema`, so early samples are
@@ -357,6 +376,8 @@ class Trainer:
         s.update({f"opt_{n}": o.state_dict() for n, o in self.opt.items()})
         if self.G_ema is not None:
             s["G_ema"] = self.G_ema.state_dict()
+        if self.S is not None:
+            s["S"] = self.S.state_dict()
         s["scaler"] = self.scaler.state_dict()
         s["step"], s["pretrain_done"], s["ema_updates"] = self.step, self.pretrain_done, self.ema_updates
         s["torch_rng"] = torch.get_rng_state()
@@ -369,9 +390,16 @@ class Trainer:
     def load_state_dict(self, s: dict) -> None:
         for name in "GDRW":
             getattr(self, name).load_state_dict(s[name])
-            self.opt[name].load_state_dict(s[f"opt_{name}"])
+            opt_state = s[f"opt_{name}"]
+            if name == "G" and self.S is not None and len(opt_state["param_groups"]) == 1:
+                # a run without the style-id head, continued with it: the head starts fresh
+                head_group = self.opt["G"].state_dict()["param_groups"][1]
+                opt_state = {**opt_state, "param_groups": opt_state["param_groups"] + [head_group]}
+            self.opt[name].load_state_dict(opt_state)
         if self.G_ema is not None and "G_ema" in s:
             self.G_ema.load_state_dict(s["G_ema"])
+        if self.S is not None and "S" in s:
+            self.S.load_state_dict(s["S"])
         self.scaler.load_state_dict(s["scaler"])
         self.step, self.pretrain_done = int(s["step"]), int(s["pretrain_done"])
         self.ema_updates = int(s.get("ema_updates", 0))

@@ -89,3 +89,36 @@ def test_width_head_learns_the_writers_width_and_fakes_take_teacher_widths(tmp_p
             trainer.G.encode_style(b.style), b.text_ids, b.text_lengths, widths=b.target_widths
         )
     assert torch.equal(widths, b.target_widths)
+
+
+def test_style_id_head_learns_writers_from_the_memory_and_resumes(tmp_path):
+    from scriptvit_lib.losses import writer_ce_loss
+    from scriptvit_lib.trainer import list_checkpoints, load_checkpoint, train
+
+    sets = synthetic_sets(writers=("w1", "w2", "w3"), words=("the", "house", "of", "Move"))
+    base = dict(preset="tiny", lr=5e-3, w_adv=0, w_ctc=0, w_writer=0, w_recon=0, sample_every=100)
+    trainer, ds, _ = build_trainer(
+        TrainConfig(out=str(tmp_path / "x"), w_style_id=1.0, **base), sets["train"]
+    )
+    b = _batch(ds, trainer.cfg, 0, rank=0)
+
+    def loss() -> float:
+        with torch.no_grad():
+            m = trainer.G.encode_style(b.style, b.style_widths)
+            keep = (~m.pad_mask).unsqueeze(-1).float()
+            return float(writer_ce_loss(trainer.S((m.tokens * keep).sum(1) / keep.sum(1)), b.writer_ids))
+
+    before = loss()
+    for _ in range(40):
+        trainer.train_step(b)  # the same batch: can the head + encoder fit its writers?
+    assert "G_style_id" in trainer.last_g_logs and loss() < 0.7 * before
+
+    # a run without the head continues with it (fresh head, G's optimizer state kept)
+    data = {"train": sets["train"], "val": sets["train"], "test": sets["test"]}
+    plain = train(TrainConfig(out=str(tmp_path / "plain"), steps=2, **base), data, progress=False)
+    assert plain.S is None and "S" not in load_checkpoint(
+        list_checkpoints(tmp_path / "plain" / "checkpoints")[-1]
+    )
+    cont = TrainConfig(out=str(tmp_path / "plain"), steps=4, w_style_id=1.0, resume=True, **base)
+    t2 = train(cont, data, progress=False)
+    assert t2.step == 4 and t2.S is not None
