@@ -1,21 +1,29 @@
-"""How unseen-writer style fidelity grows with the number of training writers (issue 8).
+"""Unseen-writer style fidelity of several runs or checkpoints: vs training writers or minutes.
+
+How fidelity grows with the number of training writers (issue 8):
 
     # the same recipe on nested subsets of the training families of `--families all`
     scriptvit train --data data/fonts-all --out runs/w16 --preset cpu --recipe cpu \
         --pretrain-steps 1500 --set width_mode=predicted --train-writers 16 --steps 1000
     scriptvit train ... --out runs/w50 --train-writers 50 --steps 1000
     scriptvit train ... --out runs/w134 --steps 1000          # all 134 training families
-    python bench/fidelity_vs_writers.py runs/w16 runs/w50 runs/w134 --data data/fonts-all \
+    python bench/fidelity_runs.py runs/w16 runs/w50 runs/w134 --data data/fonts-all \
         --checkpoints ck16.pt ck50.pt ck134.pt   # optional: score these checkpoints instead
 
+How it grows with training time (one run, several of its checkpoints):
+
+    python bench/fidelity_runs.py runs/w134 runs/w134 runs/w134 --checkpoints a.pt b.pt c.pt \
+        --x minutes --name vs_minutes
+
 Each run's generator at its last checkpoint (or the one given) is scored by
-`fidelity.style_fidelity` on the same 31 unseen writers; writes
-`results/style_fidelity/vs_writers.json` and `figures/fidelity_vs_writers.png`.
+`fidelity.style_fidelity` on the same unseen writers; writes
+`results/style_fidelity/<name>.json` and `figures/fidelity_<name>.png`.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import tempfile
@@ -45,9 +53,12 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT / "data" / "fonts-all"))
     ap.add_argument("--judges", default=None)
     ap.add_argument("--n-per-writer", type=int, default=40)
-    ap.add_argument("--out", default=str(ROOT / "results" / "style_fidelity" / "vs_writers.json"))
-    ap.add_argument("--figure", default=str(ROOT / "figures" / "fidelity_vs_writers.png"))
+    ap.add_argument("--x", choices=["writers", "minutes"], default="writers")
+    ap.add_argument("--name", default="vs_writers")
+    ap.add_argument("--labels", nargs="*", default=None, help="one label per run (default: the run folder)")
     args = ap.parse_args()
+    out = ROOT / "results" / "style_fidelity" / f"{args.name}.json"
+    figure = ROOT / "figures" / f"fidelity_{args.name}.png"
 
     data = load_data(args.data)
     j = Path(args.judges) if args.judges else None
@@ -56,42 +67,55 @@ def main() -> None:
     )
     cks = args.checkpoints or [list_checkpoints(r / "checkpoints")[-1] for r in args.runs]
     rows = []
-    for run, ck in zip(args.runs, cks):
+    labels = args.labels or [str(r) for r in args.runs]
+    for run, ck, label in zip(args.runs, cks, labels):
         writers = len(json.loads((run / "writers.json").read_text()))
         step = int(load_checkpoint(ck)["step"])
+        with open(run / "log.csv", newline="") as f:
+            logged = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+        minutes = float(logged[-1]["minutes"]) if logged else 0.0
         with tempfile.TemporaryDirectory() as tmp:
             model = ScriptViT.from_pretrained(export_checkpoint(ck, tmp))
         result, _ = style_fidelity(model, data, judges, n_per_writer=args.n_per_writer, progress=False)
-        row = {"run": str(run), "checkpoint": ck.name, "training_writers": writers, "step": step}
+        row = {
+            "run": label,
+            "checkpoint": ck.name,
+            "training_writers": writers,
+            "step": step,
+            "minutes": minutes,
+        }
         for key in ("model", "mean", "nearest", "floor"):
             row[key] = result["rows"][key]
         rows.append(row)
         m = row["model"]
-        print(f"{run}: {writers} training writers, step {step}: attribution {m['attribution_learned']:.3f} "
+        print(f"{label}: {writers} training writers, step {step}, {minutes:.0f} min: attribution {m['attribution_learned']:.3f} "
               f"(stats {m['attribution_stats']:.3f}), HWD {m['hwd']:.2f}, FID {m['fid']:.1f}, dCER {m['dcer']:+.3f}")  # fmt: skip
-    rows.sort(key=lambda r: r["training_writers"])
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"data": args.data, "rows": rows}, indent=1) + "\n")
+    xkey = "training_writers" if args.x == "writers" else "minutes"
+    rows.sort(key=lambda r: r[xkey])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"data": str(args.data), "x": xkey, "rows": rows}, indent=1) + "\n")
 
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(PANELS), figsize=(3.3 * len(PANELS), 2.9))
-    n = [r["training_writers"] for r in rows]
+    n = [r[xkey] for r in rows]
     for ax, (key, title) in zip(axes, PANELS):
         ax.plot(n, [r["model"][key] for r in rows], "o-", label="model")
         ax.plot(n, [r["mean"][key] for r in rows], "s:", color="C1", label="mean-style baseline")
         ax.axhline(rows[0]["floor"][key], color="k", ls="--", lw=1, label="real-vs-real floor")
-        ax.set_xscale("log")
-        ax.set_xticks(n, [str(x) for x in n])
-        ax.set_xlabel("training writers (font families)")
+        if args.x == "writers":
+            ax.set_xscale("log")
+            ax.set_xticks(n, [str(x) for x in n])
+        ax.set_xlabel(
+            "training writers (font families)" if args.x == "writers" else "training minutes (2 CPU cores)"
+        )
         ax.set_title(title, fontsize=9)
     axes[0].legend(fontsize=7)
-    fig.suptitle(
-        f"unseen-writer style fidelity vs training writers (step {rows[0]['step']} each)", fontsize=10
-    )
+    what = f"training writers (step {rows[0]['step']} each)" if args.x == "writers" else "training minutes"
+    fig.suptitle(f"unseen-writer style fidelity vs {what}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(args.figure, dpi=110)
-    print(f"wrote {args.out} and {args.figure}")
+    fig.savefig(figure, dpi=110)
+    print(f"wrote {out} and {figure}")
 
 
 if __name__ == "__main__":
