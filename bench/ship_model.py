@@ -33,6 +33,9 @@ def main() -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("model.safetensors", "config.json"):
         shutil.copy2(run / "model" / name, dest / name)
+    if (run / "writers.json").exists():  # the training writers, so demos can pick unseen ones
+        trained = sorted(json.loads((run / "writers.json").read_text()))
+        (dest / "training_writers.json").write_text(json.dumps(trained, indent=1) + "\n")
     samples = sorted((run / "samples").glob("step_*.png"))
     if samples:
         shutil.copy2(samples[-1], dest / "samples.png")

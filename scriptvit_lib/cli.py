@@ -137,7 +137,9 @@ def _demo(args: argparse.Namespace) -> None:
         return
     from .demo import demo_figure, demo_styles
 
-    styles = demo_styles(Path(args.examples), load_font_dataset(root)["test"])
+    listed = Path(args.model) / "training_writers.json"  # written by bench/ship_model.py
+    trained_on = set(json.loads(listed.read_text())) if listed.exists() else set()
+    styles = demo_styles(Path(args.examples), load_font_dataset(root)["test"], exclude=trained_on)
     demo_figure(args.model, styles, figures / "demo.png")
     print(f"wrote {figures / 'demo.png'}")
 

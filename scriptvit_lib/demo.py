@@ -19,9 +19,13 @@ SENTENCE = "The quick brown fox jumps over the lazy dog."
 
 
 def demo_styles(
-    examples: Path, test_words: WordSet | None, n_test_writers: int = 2
+    examples: Path,
+    test_words: WordSet | None,
+    n_test_writers: int = 2,
+    exclude: set[str] | frozenset = frozenset(),
 ) -> list[tuple[str, list]]:
-    """(label, style sources) pairs: the example pictures, then unseen writers' real words."""
+    """(label, style sources) pairs: the example pictures, then real words of test writers that
+    are not in `exclude` (the model's training writers, when it lists them)."""
     styles = []
     photo = examples / "phone_photo_line.jpg"
     if photo.exists():
@@ -30,7 +34,7 @@ def demo_styles(
     if clean:
         styles.append(("4 scanned words (examples/)", clean))
     if test_words is not None:
-        for w in test_words.writers[:n_test_writers]:
+        for w in [w for w in test_words.writers if w not in exclude][:n_test_writers]:
             words = [s.image for s in test_words.of_writer(w)[:5]]
             styles.append((f"5 words of unseen writer {w}", words))
     return styles
