@@ -110,10 +110,27 @@ def _crop_ink_rows(img: np.ndarray) -> np.ndarray:
 
 def append_csv(path: Path, row: dict, fieldnames: list[str] | None = None) -> None:
     """Append a row to a CSV file, writing the header (`fieldnames` or the row's keys) first
-    if the file is new; keys missing from the row are left empty."""
+    if the file is new; keys missing from the row are left empty. A file whose header lacks
+    some of the columns (a run resumed by a newer version) is rewritten with them, empty in
+    its old rows, so no value ever lands under another column's name."""
+    fields = list(fieldnames or row)
+    if path.exists():
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            old = list(reader.fieldnames or [])
+            missing = [c for c in fields if c not in old]
+            rows = list(reader) if missing else None
+        if missing:
+            fields = old + missing
+            with open(path, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=fields, restval="")
+                w.writeheader()
+                w.writerows(rows)
+        else:
+            fields = old
     new = not path.exists()
     with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fieldnames or list(row), restval="")
+        w = csv.DictWriter(f, fieldnames=fields, restval="", extrasaction="ignore")
         if new:
             w.writeheader()
         w.writerow(row)

@@ -237,3 +237,21 @@ def test_export_checkpoint_equals_the_exported_model(data, tmp_path):
     final = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
     again = load_file(str(tmp_path / "exported" / "model.safetensors"))
     assert final.keys() == again.keys() and all(torch.equal(final[k], again[k]) for k in final)
+
+
+def test_append_csv_adds_new_columns_without_shifting_values(tmp_path):
+    import csv
+
+    from scriptvit_lib.monitor import append_csv
+
+    path = tmp_path / "log.csv"
+    append_csv(path, {"step": 1, "a": 0.5}, ["step", "a"])
+    append_csv(path, {"step": 2, "a": 0.25, "b": 9}, ["step", "a", "b"])  # a newer version's columns
+    append_csv(path, {"step": 3, "b": 7}, ["step", "b"])
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["step"], r["a"], r["b"]) for r in rows] == [
+        ("1", "0.5", ""),
+        ("2", "0.25", "9"),
+        ("3", "", "7"),
+    ]
