@@ -58,11 +58,13 @@ A ScriptViT generator (`scriptvit_lib.generator.ScriptViT`, {size_mb:.1f} MB saf
 
 | | |
 |---|---|
-| data | `scriptvit data build` defaults: {build.get("counts", {}).get("writers", "?")} font writers \
-({build.get("counts", {}).get("samples", "?")}); test families never trained on |
+| data | `scriptvit data build --families {build.get("args", {}).get("families", "core")}`: \
+{build.get("counts", {}).get("writers", "?")} font writers ({build.get("counts", {}).get("samples", "?")}); \
+test families never trained on (their ids: `training_writers.json` lists the ones trained on) |
 | preset / recipe | `{train_cfg["preset"]}`; lr {train_cfg["lr"]}, batch {train_cfg["batch_size"]}, k = {train_cfg["k"]}, \
 L1 {train_cfg["w_recon"]}, adv {train_cfg["w_adv"]}, CTC {train_cfg["w_ctc"]}, writer {train_cfg["w_writer"]}, \
-balance {train_cfg["balance"]}, R/W pre-training {train_cfg["pretrain_steps"]} steps, EMA {train_cfg["ema"]} |
+balance {train_cfg["balance"]}, R/W pre-training {train_cfg["pretrain_steps"]} steps, EMA {train_cfg["ema"]}, \
+style-id loss {train_cfg.get("w_style_id", 0.0)}, width loss {train_cfg.get("w_width", 0.0)} |
 | steps | {log.get("step", "?")} iterations (generator updated every {train_cfg["g_every"]}) |
 | wall time | {minutes:.1f} minutes |
 | hardware | {platform.machine()}, {os.cpu_count()} CPU cores, no GPU (shared with other work while training) |
@@ -78,7 +80,8 @@ image: one of its style words; then generated words), validation writers first, 
 test writers.
 
 Model config: `config.json` (style encoder `{model_cfg["style_encoder"]}`, canvas {model_cfg["style_size"]},
-patch {model_cfg["patch_size"]}, blank patches `{model_cfg["blank_patches"]}`).
+patch {model_cfg["patch_size"]}, blank patches `{model_cfg["blank_patches"]}`, width mode
+`{model_cfg.get("width_mode", "fixed")}`).
 """
     (dest / "MODEL_CARD.md").write_text(card)
     print(f"wrote {dest}")
