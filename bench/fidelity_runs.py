@@ -46,6 +46,41 @@ PANELS = (
 )
 
 
+def plot(rows: list[dict], xkey: str, figure: Path) -> None:
+    """One line per branch: rows labelled "shared" (a common history) lead into every other
+    label's rows; the mean-style baseline dotted, the real-vs-real floor dashed."""
+    import matplotlib.pyplot as plt
+
+    branches = [lab for lab in dict.fromkeys(r["run"] for r in rows) if lab != "shared"] or ["shared"]
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(3.3 * len(PANELS), 2.9))
+    for ax, (key, title) in zip(axes, PANELS):
+        for i, lab in enumerate(branches):
+            sub = sorted((r for r in rows if r["run"] in (lab, "shared")), key=lambda r: r[xkey])
+            x = [r[xkey] for r in sub]
+            ax.plot(x, [r["model"][key] for r in sub], "o-", color=f"C{2 * i}", label=f"model ({lab})")
+            ax.plot(
+                x, [r["mean"][key] for r in sub], "s:", color=f"C{2 * i + 1}", label=f"mean style ({lab})"
+            )
+        ax.axhline(rows[0]["floor"][key], color="k", ls="--", lw=1, label="real-vs-real floor")
+        if xkey == "training_writers":
+            ticks = sorted({r[xkey] for r in rows})
+            ax.set_xscale("log")
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_xlabel(
+            "training writers (font families)" if xkey == "training_writers" else "training minutes"
+        )
+        ax.set_title(title, fontsize=9)
+    axes[0].legend(fontsize=6)
+    what = (
+        f"training writers (step {rows[0]['step']} each)"
+        if xkey == "training_writers"
+        else "training minutes"
+    )
+    fig.suptitle(f"unseen-writer style fidelity vs {what}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(figure, dpi=110)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
@@ -56,9 +91,15 @@ def main() -> None:
     ap.add_argument("--x", choices=["writers", "minutes"], default="writers")
     ap.add_argument("--name", default="vs_writers")
     ap.add_argument("--labels", nargs="*", default=None, help="one label per run (default: the run folder)")
+    ap.add_argument("--replot", action="store_true", help="only redraw the figure from the saved json")
     args = ap.parse_args()
     out = ROOT / "results" / "style_fidelity" / f"{args.name}.json"
     figure = ROOT / "figures" / f"fidelity_{args.name}.png"
+    if args.replot:
+        saved = json.loads(out.read_text())
+        plot(saved["rows"], saved["x"], figure)
+        print(f"wrote {figure}")
+        return
 
     data = load_data(args.data)
     j = Path(args.judges) if args.judges else None
@@ -95,26 +136,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"data": str(args.data), "x": xkey, "rows": rows}, indent=1) + "\n")
 
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(3.3 * len(PANELS), 2.9))
-    n = [r[xkey] for r in rows]
-    for ax, (key, title) in zip(axes, PANELS):
-        ax.plot(n, [r["model"][key] for r in rows], "o-", label="model")
-        ax.plot(n, [r["mean"][key] for r in rows], "s:", color="C1", label="mean-style baseline")
-        ax.axhline(rows[0]["floor"][key], color="k", ls="--", lw=1, label="real-vs-real floor")
-        if args.x == "writers":
-            ax.set_xscale("log")
-            ax.set_xticks(n, [str(x) for x in n])
-        ax.set_xlabel(
-            "training writers (font families)" if args.x == "writers" else "training minutes (2 CPU cores)"
-        )
-        ax.set_title(title, fontsize=9)
-    axes[0].legend(fontsize=7)
-    what = f"training writers (step {rows[0]['step']} each)" if args.x == "writers" else "training minutes"
-    fig.suptitle(f"unseen-writer style fidelity vs {what}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(figure, dpi=110)
+    plot(rows, xkey, figure)
     print(f"wrote {out} and {figure}")
 
 
