@@ -51,20 +51,25 @@ def plot(rows: list[dict], xkey: str, figure: Path) -> None:
     label's rows; the mean-style baseline dotted, the real-vs-real floor dashed."""
     import matplotlib.pyplot as plt
 
-    branches = [lab for lab in dict.fromkeys(r["run"] for r in rows) if lab != "shared"] or ["shared"]
+    labels = list(dict.fromkeys(r["run"] for r in rows))
+    if "shared" in labels:  # one line per branch, each starting with the shared history
+        branches = {
+            lab: [r for r in rows if r["run"] in (lab, "shared")] for lab in labels if lab != "shared"
+        }
+    else:  # one line through all runs
+        branches = {"": rows}
     fig, axes = plt.subplots(1, len(PANELS), figsize=(3.3 * len(PANELS), 2.9))
     for ax, (key, title) in zip(axes, PANELS):
-        for i, lab in enumerate(branches):
-            sub = sorted((r for r in rows if r["run"] in (lab, "shared")), key=lambda r: r[xkey])
-            x = [r[xkey] for r in sub]
-            ax.plot(x, [r["model"][key] for r in sub], "o-", color=f"C{2 * i}", label=f"model ({lab})")
-            ax.plot(
-                x, [r["mean"][key] for r in sub], "s:", color=f"C{2 * i + 1}", label=f"mean style ({lab})"
-            )
+        for i, (lab, sub) in enumerate(branches.items()):
+            sub = sorted(sub, key=lambda r: r[xkey])
+            x, tag = [r[xkey] for r in sub], f" ({lab})" if lab else ""
+            ax.plot(x, [r["model"][key] for r in sub], "o-", color=f"C{2 * i}", label=f"model{tag}")
+            ax.plot(x, [r["mean"][key] for r in sub], "s:", color=f"C{2 * i + 1}", label=f"mean style{tag}")
         ax.axhline(rows[0]["floor"][key], color="k", ls="--", lw=1, label="real-vs-real floor")
         if xkey == "training_writers":
             ticks = sorted({r[xkey] for r in rows})
             ax.set_xscale("log")
+            ax.minorticks_off()
             ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.set_xlabel(
             "training writers (font families)" if xkey == "training_writers" else "training minutes"
