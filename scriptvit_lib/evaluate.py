@@ -202,10 +202,13 @@ def evaluate(
     splits = {"both": ["val", "test"], "val": ["val"], "test": ["test"]}.get(split)
     if splits is None:
         raise ValueError(f"split must be 'val', 'test' or 'both', got {split!r}")
+    trained_on: set[str] = set()
     if isinstance(model_dir_or_model, ScriptViT):
         model, model_name = model_dir_or_model, "(in memory)"
     else:
         model, model_name = ScriptViT.from_pretrained(model_dir_or_model), str(model_dir_or_model)
+        listed = Path(model_dir_or_model) / "training_writers.json"  # written by bench/ship_model.py
+        trained_on = set(json.loads(listed.read_text())) if listed.exists() else set()
     if isinstance(data, dict):
         sets, data_name = data, "(in memory)"
     else:
@@ -247,6 +250,14 @@ def evaluate(
         words = sets.get(sp)
         if words is None or len(words) == 0:
             raise ValueError(f"the data has no {sp!r} split to evaluate")
+        seen_before = sorted(trained_on & set(words.writers)) if sp == "test" else []
+        if seen_before:
+            warnings.warn(
+                f"{len(seen_before)} of the {len(words.writers)} test writers were training writers of this "
+                f"model (e.g. {seen_before[0]}): its 'unseen' scores are not unseen; evaluate on the data "
+                "it was trained with",
+                stacklevel=2,
+            )
         a, b = halves(words, n_per_writer, seed)
         if len(a) == 0:
             raise ValueError(f"no writer of the {sp!r} split has 2 words")

@@ -139,3 +139,13 @@ def test_evaluate_warns_about_judges_of_other_data(data, model_dir, tmp_path):
     assert other.info["fingerprint"] != features.words_fingerprint(data["train"])
     with pytest.warns(UserWarning, match="other words"):
         evaluate(model_dir, data, split="test", k=2, n_per_writer=3, judges_dir=tmp_path, progress=False)
+
+
+def test_evaluate_warns_when_test_writers_were_training_writers(data, model_dir, judges_dir, tmp_path):
+    import shutil
+
+    d = tmp_path / "model"
+    shutil.copytree(model_dir, d)
+    (d / "training_writers.json").write_text(json.dumps(sorted(data["test"].writers)[:1]))
+    with pytest.warns(UserWarning, match="test writers were training writers"):
+        evaluate(d, data, split="test", n_per_writer=2, judges_dir=judges_dir, progress=False)
