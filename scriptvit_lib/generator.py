@@ -134,7 +134,7 @@ class ScriptViT(nn.Module):
         """`width_mode="predicted"`: log px per character of the writer, [B] (memory batch)."""
         if self.width_head is None:
             raise ValueError("this model writes a fixed char_width (width_mode='fixed')")
-        return self.width_head(memory.tokens, memory.pad_mask)
+        return self.width_head(memory.pooled())
 
     def write(
         self,

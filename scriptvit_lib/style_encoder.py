@@ -51,6 +51,11 @@ class StyleMemory:
     def detach(self) -> StyleMemory:
         return StyleMemory(self.tokens.detach(), self.pad_mask, self.positions)
 
+    def pooled(self) -> torch.Tensor:
+        """Mean of the unmasked tokens: one [B, D] vector per style memory."""
+        keep = (~self.pad_mask).unsqueeze(-1).to(self.tokens.dtype)
+        return (self.tokens * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+
 
 def keep_at_least_one(pad_mask: torch.Tensor) -> torch.Tensor:
     """Unmask token 0 of every sample whose tokens are all masked."""

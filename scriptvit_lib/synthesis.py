@@ -126,10 +126,8 @@ class WidthHead(nn.Module):
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.constant_(self.mlp[-1].bias, float(torch.log(torch.tensor(init))))
 
-    def forward(self, tokens: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
-        """tokens [B, N, D], pad_mask [B, N] (True = ignore) -> log px per character [B]."""
-        keep = (~pad_mask).unsqueeze(-1).to(tokens.dtype)
-        pooled = (tokens * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """pooled style memory [B, D] (`StyleMemory.pooled`) -> log px per character [B]."""
         return self.mlp(pooled).squeeze(-1)
 
 

@@ -330,9 +330,7 @@ class Trainer:
                 l_width = (self.G.log_char_width(memory).float() - real).pow(2).mean()
             l_sid = fake.new_zeros(())
             if self.S is not None and memory is not None:
-                keep = (~memory.pad_mask).unsqueeze(-1).to(memory.tokens.dtype)
-                pooled = (memory.tokens * keep).sum(1) / keep.sum(1).clamp_min(1.0)
-                l_sid = writer_ce_loss(self.S(pooled), b.writer_ids)
+                l_sid = writer_ce_loss(self.S(memory.pooled()), b.writer_ids)
         out = {"G_adv": l_adv, "G_ctc": l_ctc, "G_writer": l_wr, "G_recon": l_rec, "G_width": l_width}
         if self.S is not None:
             out["G_style_id"] = l_sid
