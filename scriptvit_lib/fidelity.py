@@ -133,7 +133,7 @@ def nearest_centroid_top1(
 def style_memory(model: ScriptViT, pool: WordSet, writer: str, k: int, seed: int, *, images: bool = False):
     """The memory of k style words of `writer` drawn from `pool` (the same for the same seed);
     with `images`, also those k words as uint8 images."""
-    words = WordSet([s for s in pool if s.writer == writer])
+    words = pool.subset(writers=[writer])
     ds = StyleWordDataset(words, k=k, style_size=model.config.style_size, style_pool=words, seed=seed)
     b = collate_style_batch([ds[0]])
     with torch.no_grad():
@@ -154,16 +154,13 @@ def write_texts(
     model: ScriptViT, memory: StyleMemory, texts: Sequence[str], batch_size: int = 64
 ) -> list[np.ndarray]:
     """Every text written from one memory -> uint8 word images."""
+    from .attention import _ids
     from .charset import Charset
 
     cs, out = Charset(), []
     model.eval()
     for s in range(0, len(texts), batch_size):
-        chunk = texts[s : s + batch_size]
-        lengths = torch.tensor([len(t) for t in chunk])
-        ids = torch.zeros(len(chunk), int(lengths.max()), dtype=torch.long)
-        for i, t in enumerate(chunk):
-            ids[i, : len(t)] = torch.tensor(cs.encode(t))
+        ids, lengths = _ids(texts[s : s + batch_size], cs)
         images, widths = model.write(memory, ids, lengths)
         out += to_uint8(images, widths)
     return out
@@ -243,7 +240,7 @@ def style_fidelity(
     Returns (the JSON-able result, extras: generated images per candidate in the order of the
     targets `a`, and the halves `a`, `b` for figures)."""
     excluded = set(exclude_writers)
-    test = WordSet([s for s in data["test"] if s.writer not in excluded])
+    test = data["test"].subset(writers=set(data["test"].writers) - excluded)
     a, b = halves(test, n_per_writer, seed)
     writers = sorted(a.writers)
     if len(writers) < 2:
@@ -377,7 +374,7 @@ def fidelity_figure(
     for w in writers:
         memory, style_images = style_memory(model, b, w, k, seed, images=True)
         mems.append(memory)
-        targets = [s for s in a if s.writer == w][:words]
+        targets = a.of_writer(w)[:words]
         texts = [s.text for s in targets]
         first_texts = first_texts or texts
         fake = write_texts(model, memory, texts)

@@ -462,8 +462,7 @@ def subset_writers(words: WordSet, n: int) -> WordSet:
         return words
     if n < 2:
         raise UserError("train_writers must be >= 2 (the writer classifier needs two classes)")
-    keep = set(names[:n])
-    return WordSet([s for s in words if s.writer in keep])
+    return words.subset(writers=names[:n])
 
 
 def build_trainer(cfg: TrainConfig, train_words: WordSet) -> tuple[Trainer, StyleWordDataset, dict[str, int]]:
