@@ -64,6 +64,9 @@ def _train(args: argparse.Namespace) -> None:
         w_writer=args.w_writer,
         w_width=args.w_width,
         w_style_id=args.w_style_id,
+        w_style_nce=args.w_style_nce,
+        nce_tau=args.nce_tau,
+        w_feat=args.w_feat,
         balance=args.balance,
         g_every=args.g_every,
         pretrain_steps=args.pretrain_steps,
@@ -227,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, typ in [
         ("batch-size", int), ("k", int), ("lr", float), ("w-recon", float), ("pretrain-steps", int),
         ("w-adv", float), ("w-ctc", float), ("w-writer", float), ("w-width", float), ("w-style-id", float),
+        ("w-style-nce", float), ("nce-tau", float), ("w-feat", float),
         ("balance", float), ("g-every", int), ("ema", float), ("grad-clip", float), ("seed", int),
         ("ckpt-every-minutes", float), ("ckpt-every-steps", int), ("sample-every", int),
         ("train-writers", int),

@@ -92,3 +92,47 @@ def writer_ce_loss(logits: torch.Tensor, writer_ids: torch.Tensor) -> torch.Tens
     if not bool(known.any()):
         return logits.sum() * 0.0  # keeps the graph, contributes nothing
     return F.cross_entropy(logits[known], writer_ids[known])
+
+
+def style_contrastive_loss(
+    fake_emb: torch.Tensor, ref_emb: torch.Tensor, writer_ids: torch.Tensor, tau: float = 0.1
+) -> torch.Tensor:
+    """InfoNCE between each fake word and the style words it was written from (library option).
+
+    fake_emb [B, D] embeds fake i; ref_emb [B, D] embeds the k style words of sample i (their
+    mean). With cosine similarities s_ij / tau, fake i must pick its own references among the
+    batch's:  L = - log softmax_j(s_ij / tau)_i.  References of the same writer as i (another
+    sample of that writer in the batch) are left out of the negatives. Unlike the writer
+    cross-entropy it names no training writer, so it also asks "looks like *these* style words"
+    of writers the classifier never saw. A batch with no negative gives 0.
+    """
+    assert fake_emb.shape == ref_emb.shape, f"{tuple(fake_emb.shape)} vs {tuple(ref_emb.shape)}"
+    f, r = F.normalize(fake_emb.float(), dim=1), F.normalize(ref_emb.float(), dim=1)
+    logits = f @ r.t() / tau  # [B, B]
+    same = writer_ids[:, None] == writer_ids[None, :]
+    eye = torch.eye(len(f), dtype=torch.bool, device=f.device)
+    logits = logits.masked_fill(same & ~eye, float("-inf"))
+    has_negative = (~same).any(dim=1)
+    if not bool(has_negative.any()):
+        return fake_emb.sum() * 0.0  # keeps the graph, contributes nothing
+    target = torch.arange(len(f), device=f.device)
+    return F.cross_entropy(logits[has_negative], target[has_negative])
+
+
+def feature_match_loss(
+    fake_maps: list[torch.Tensor], real_maps: list[torch.Tensor], widths: torch.Tensor, image_width: int
+) -> torch.Tensor:
+    """Perceptual (feature-matching) loss: mean |phi_l(fake) - phi_l(real)| over the layers l of a
+    feature network, each over the columns inside the word's true width (`widths` px, the same
+    for the fake and its real target of the same writer and text; `image_width` px is the
+    width of the images the maps came from, so a map of W_l columns has stride image_width/W_l).
+    The real maps are constants: only the fake is pulled."""
+    total = fake_maps[0].new_zeros((), dtype=torch.float32)
+    for fm, rm in zip(fake_maps, real_maps, strict=True):
+        assert fm.shape == rm.shape, f"feature maps differ: {tuple(fm.shape)} vs {tuple(rm.shape)}"
+        stride = image_width / fm.shape[-1]
+        cols = torch.arange(fm.shape[-1], device=fm.device)
+        m = (cols[None, :] * stride < widths.to(fm.device)[:, None]).float()  # [B, W_l]
+        diff = (fm.float() - rm.detach().float()).abs().mean(dim=(1, 2))  # [B, W_l]
+        total = total + ((diff * m).sum(1) / m.sum(1).clamp_min(1.0)).mean()
+    return total / len(fake_maps)

@@ -44,7 +44,14 @@ from .config import ScriptViTConfig
 from .discriminator import Discriminator
 from .errors import UserError
 from .generator import ScriptViT
-from .losses import ctc_loss, d_hinge_loss, g_hinge_loss, writer_ce_loss
+from .losses import (
+    ctc_loss,
+    d_hinge_loss,
+    feature_match_loss,
+    g_hinge_loss,
+    style_contrastive_loss,
+    writer_ce_loss,
+)
 from .monitor import SampleMonitor, append_csv
 from .recognizer import Recognizer
 from .sampler import StyleBatch, StyleWordDataset, collate_style_batch
@@ -94,6 +101,15 @@ class TrainConfig:
     """Library option (0 = off): cross-entropy of a linear training-writer classifier on the
     pooled style memory, a loss of the generator's style encoder - it must tell the writers of
     its k style words apart (VATr pre-trains its encoder on writer id; here it is joint)."""
+    w_style_nce: float = 0.0
+    """Library option (0 = off): style-contrastive loss (`losses.style_contrastive_loss`) - in
+    the writer classifier's feature space each fake must be nearer its own k style words than
+    the other samples' style words. Names no training writer, so it also speaks for unseen ones."""
+    nce_tau: float = 0.1
+    """Temperature of the style-contrastive loss."""
+    w_feat: float = 0.0
+    """Library option (0 = off): feature-matching loss (`losses.feature_match_loss`) between the
+    fake and its real target word (same writer, same text) in the writer classifier's trunk."""
     w_width: float = 1.0
     """Weight of the width head's regression loss (models with `width_mode="predicted"` only):
     squared error of log px per character against the real target word's."""
@@ -131,6 +147,8 @@ LOG_FIELDS = [
     "G_recon",
     "G_width",
     "G_style_id",
+    "G_style_nce",
+    "G_feat",
     "G_total",
 ]
 
@@ -266,6 +284,16 @@ class Trainer:
             )
         return out
 
+    def _style_embedding(self, b: StyleBatch) -> torch.Tensor:
+        """[B, D]: the writer classifier's embedding of each sample's k style words (their mean).
+        Style canvases hold the 32-px word centred vertically; that band is what W reads."""
+        bsz, k, _, hs, ws = b.style.shape
+        top = (hs - 32) // 2
+        words = b.style[:, :, :, top : top + 32].reshape(bsz * k, 1, 32, ws)
+        with torch.no_grad():
+            emb = self.W.embed(words, b.style_widths.reshape(-1))
+        return emb.view(bsz, k, -1).mean(dim=1)
+
     def pretrain_step(self, b: StyleBatch) -> dict[str, float]:
         """R and W on real words, before the GAN (a CPU-budget option)."""
         with self._autocast():
@@ -331,9 +359,25 @@ class Trainer:
             l_sid = fake.new_zeros(())
             if self.S is not None and memory is not None:
                 l_sid = writer_ce_loss(self.S(memory.pooled()), b.writer_ids)
+            l_nce = fake.new_zeros(())
+            if cfg.w_style_nce > 0:
+                fake_emb = self.W.embed(fake, fake_w)
+                l_nce = style_contrastive_loss(fake_emb, self._style_embedding(b), b.writer_ids, cfg.nce_tau)
+            l_feat = fake.new_zeros(())
+            if cfg.w_feat > 0:
+                target = b.target[..., : fake.shape[-1]] if self.G.width_head is not None else None
+                if target is None:
+                    target = self._resized_targets(b, fake.shape[-1])
+                with torch.no_grad():
+                    real_maps = self.W.feature_maps(target)
+                l_feat = feature_match_loss(self.W.feature_maps(fake), real_maps, fake_w, fake.shape[-1])
         out = {"G_adv": l_adv, "G_ctc": l_ctc, "G_writer": l_wr, "G_recon": l_rec, "G_width": l_width}
         if self.S is not None:
             out["G_style_id"] = l_sid
+        if cfg.w_style_nce > 0:
+            out["G_style_nce"] = l_nce
+        if cfg.w_feat > 0:
+            out["G_feat"] = l_feat
         self._check(out)
         a_ctc, a_wr = cfg.w_ctc, cfg.w_writer
         if cfg.balance > 0:
@@ -348,7 +392,7 @@ class Trainer:
                     a = (cfg.balance * s_adv / _global_std(g, self.world).clamp_min(1e-12)).detach()
                     a_ctc, a_wr = (a * cfg.w_ctc, a_wr) if name == "ctc" else (a_ctc, a * cfg.w_writer)
         total = cfg.w_adv * l_adv + a_ctc * l_ctc + a_wr * l_wr + cfg.w_recon * l_rec + cfg.w_width * l_width
-        total = total + cfg.w_style_id * l_sid
+        total = total + cfg.w_style_id * l_sid + cfg.w_style_nce * l_nce + cfg.w_feat * l_feat
         self._step("G", total)
         if self.G_ema is not None:
             # warm-up: the average starts short and lengthens to `ema`, so early samples are

@@ -38,10 +38,22 @@ class WriterClassifier(nn.Module):
         assert images.dim() == 4 and images.shape[1:3] == (1, 32), (
             f"expected [B, 1, 32, W] word images, got {tuple(images.shape)}"
         )
+        return self.head(self.embed(images, widths))
+
+    def embed(self, images: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, 1, 32, W] -> [B, 8ch]: the features the writer decision is made from (masked mean
+        over the word's columns). The style-contrastive loss compares words in this space."""
         h = F.relu(self.trunk(images)).mean(dim=2)  # [B, 8ch, W/8]
         if widths is None:
-            pooled = h.mean(dim=2)
-        else:
-            m = width_mask(widths.to(h.device), h.shape[-1], STRIDE).float()[:, None, :]  # [B, 1, W/8]
-            pooled = (h * m).sum(dim=2) / m.sum(dim=2).clamp_min(1.0)  # [B, 8ch]
-        return self.head(pooled)
+            return h.mean(dim=2)
+        m = width_mask(widths.to(h.device), h.shape[-1], STRIDE).float()[:, None, :]  # [B, 1, W/8]
+        return (h * m).sum(dim=2) / m.sum(dim=2).clamp_min(1.0)  # [B, 8ch]
+
+    def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every trunk block: [B, ch, 16, W/2], [B, 2ch, 8, W/4], [B, 4ch, 4, W/8],
+        [B, 8ch, 4, W/8] (the feature-matching loss compares a fake and its real target here)."""
+        maps, h = [], images
+        for block in self.trunk:
+            h = block(h)
+            maps.append(h)
+        return maps
