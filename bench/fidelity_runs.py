@@ -14,6 +14,8 @@ How it grows with training time (one run, several of its checkpoints):
 
     python bench/fidelity_runs.py runs/w134 runs/w134 runs/w134 --checkpoints a.pt b.pt c.pt \
         --x minutes --name vs_minutes
+    # later: one more point on that curve, keeping the rows already scored
+    python bench/fidelity_runs.py runs/w134 --x minutes --name vs_minutes --labels w134 --append
 
 Each run's generator at its last checkpoint (or the one given) is scored by
 `fidelity.style_fidelity` on the same unseen writers; writes
@@ -97,6 +99,11 @@ def main() -> None:
     ap.add_argument("--name", default="vs_writers")
     ap.add_argument("--labels", nargs="*", default=None, help="one label per run (default: the run folder)")
     ap.add_argument("--replot", action="store_true", help="only redraw the figure from the saved json")
+    ap.add_argument(
+        "--append",
+        action="store_true",
+        help="add these rows to the saved json (replacing rows of the same label and checkpoint)",
+    )
     args = ap.parse_args()
     out = ROOT / "results" / "style_fidelity" / f"{args.name}.json"
     figure = ROOT / "figures" / f"fidelity_{args.name}.png"
@@ -137,6 +144,9 @@ def main() -> None:
         print(f"{label}: {writers} training writers, step {step}, {minutes:.0f} min: attribution {m['attribution_learned']:.3f} "
               f"(stats {m['attribution_stats']:.3f}), HWD {m['hwd']:.2f}, FID {m['fid']:.1f}, dCER {m['dcer']:+.3f}")  # fmt: skip
     xkey = "training_writers" if args.x == "writers" else "minutes"
+    if args.append and out.is_file():
+        new = {(r["run"], r["checkpoint"]) for r in rows}
+        rows += [r for r in json.loads(out.read_text())["rows"] if (r["run"], r["checkpoint"]) not in new]
     rows.sort(key=lambda r: r[xkey])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"data": str(args.data), "x": xkey, "rows": rows}, indent=1) + "\n")

@@ -57,6 +57,7 @@ def _train(args: argparse.Namespace) -> None:
         minutes=args.minutes,
         batch_size=args.batch_size,
         k=args.k,
+        k_max=args.k_max,
         lr=args.lr,
         w_recon=args.w_recon,
         w_adv=args.w_adv,
@@ -228,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--minutes", type=float, default=None)
     t.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     for name, typ in [
-        ("batch-size", int), ("k", int), ("lr", float), ("w-recon", float), ("pretrain-steps", int),
+        ("batch-size", int), ("k", int), ("k-max", int), ("lr", float), ("w-recon", float),
+        ("pretrain-steps", int),
         ("w-adv", float), ("w-ctc", float), ("w-writer", float), ("w-width", float), ("w-style-id", float),
         ("w-style-nce", float), ("nce-tau", float), ("w-feat", float),
         ("balance", float), ("g-every", int), ("ema", float), ("grad-clip", float), ("seed", int),

@@ -127,12 +127,16 @@ class StyleWordDataset(Dataset):
             rng = np.random.default_rng((self.seed, self.targets[n]))
         return self.item(n, rng)
 
-    def item(self, n: int, rng: np.random.Generator) -> dict:
-        """Target `n` with style references drawn by `rng` (the trainer passes a step-seeded one)."""
+    def item(self, n: int, rng: np.random.Generator, k: int | None = None) -> dict:
+        """Target `n` with `k` (default: the dataset's) style references drawn by `rng` (the
+        trainer passes a step-seeded one)."""
+        k = self.k if k is None else k
+        if not 1 <= k <= MAX_K:
+            raise ValueError(f"k (style images per target) must be in 1..{MAX_K}, got {k}")
         i = self.targets[n]
         s = self.words[i]
         cands = self._candidates(i, s.writer)
-        pick = rng.choice(cands, size=self.k, replace=len(cands) < self.k)
+        pick = rng.choice(cands, size=k, replace=len(cands) < k)
         canvases, widths = zip(*(place_on_canvas(self.pool[j].image, self.style_size) for j in pick))
         return {
             "style": torch.stack(canvases),  # [K, 1, Hs, Ws]

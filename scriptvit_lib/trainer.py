@@ -54,7 +54,7 @@ from .losses import (
 )
 from .monitor import SampleMonitor, append_csv
 from .recognizer import Recognizer
-from .sampler import StyleBatch, StyleWordDataset, collate_style_batch
+from .sampler import MAX_K, StyleBatch, StyleWordDataset, collate_style_batch
 from .words import WordSet
 from .writer_classifier import WriterClassifier
 
@@ -81,6 +81,9 @@ class TrainConfig:
     """Stop after this many wall-clock minutes (0 = no time limit)."""
     batch_size: int = 8  # paper silent: HWT/VATr batch 8
     k: int = 5  # paper: 5 style images
+    k_max: int = 0
+    """Library option (0 = off): every batch draws its number of style images uniformly from
+    1..k_max (VATr-style), so the encoder learns to use few and many references."""
     lr: float = 5e-5  # paper silent: HWT/VATr Adam lr 5e-5 for all four networks
     beta1: float = 0.0  # paper silent: HWT/VATr betas (0, 0.999)
     beta2: float = 0.999
@@ -491,8 +494,11 @@ def load_checkpoint(path: Path) -> dict:
 def batch_items(ds: StyleWordDataset, cfg: TrainConfig, step: int, rank: int, stream: int = 0) -> list[dict]:
     """The samples of (step, rank): a pure function of the seed, so resuming redraws them exactly."""
     rng = np.random.default_rng((cfg.seed, stream, step, rank))
+    k = None
+    if cfg.k_max:  # the batch's k: one draw per step, the same on every rank (1 << 20: no rank's stream)
+        k = int(np.random.default_rng((cfg.seed, stream, step, 1 << 20)).integers(1, cfg.k_max + 1))
     idx = rng.integers(0, len(ds), size=cfg.batch_size)
-    return [ds.item(int(i), rng) for i in idx]
+    return [ds.item(int(i), rng, k) for i in idx]
 
 
 def _batch(ds: StyleWordDataset, cfg: TrainConfig, step: int, rank: int, stream: int = 0) -> StyleBatch:
@@ -510,6 +516,8 @@ def subset_writers(words: WordSet, n: int) -> WordSet:
 
 
 def build_trainer(cfg: TrainConfig, train_words: WordSet) -> tuple[Trainer, StyleWordDataset, dict[str, int]]:
+    if not 0 <= cfg.k_max <= MAX_K:
+        raise UserError(f"k_max must be 0 (off) or in 1..{MAX_K}, got {cfg.k_max}")
     train_words = subset_writers(train_words, cfg.train_writers)
     writers = sorted(train_words.writers)
     writer_index = {w: i for i, w in enumerate(writers)}

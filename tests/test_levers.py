@@ -1,11 +1,14 @@
-"""Style-contrastive and feature-matching losses (style-fidelity options `w_style_nce`, `w_feat`)."""
+"""Style-fidelity levers: style-contrastive and feature-matching losses (`w_style_nce`, `w_feat`),
+variable k in training (`k_max`)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from fixtures_iam import synthetic_sets
 from torch.nn import functional as F
 
+from scriptvit_lib.errors import UserError
 from scriptvit_lib.losses import feature_match_loss, style_contrastive_loss
 from scriptvit_lib.sampler import StyleBatch
 from scriptvit_lib.trainer import TrainConfig, _batch, build_trainer
@@ -89,3 +92,18 @@ def test_generator_lowers_both_losses_on_a_batch():
     last = trainer.last_g_logs
     assert {"G_style_nce", "G_feat"} <= set(first)
     assert last["G_feat"] < 0.8 * first["G_feat"] and last["G_style_nce"] < 0.9 * first["G_style_nce"]
+
+
+def test_k_max_draws_one_k_per_batch_reproducibly_and_trains():
+    sets = synthetic_sets(writers=("w1", "w2", "w3"), words=("the", "house", "of", "Move"))
+    trainer, ds, _ = build_trainer(TrainConfig(out="unused", preset="tiny", k_max=15), sets["train"])
+    ks = [_batch(ds, trainer.cfg, step, rank=0).style.shape[1] for step in range(40)]
+    assert set(ks) <= set(range(1, 16)) and len(set(ks)) >= 8  # uniform over 1..15
+    assert ks == [_batch(ds, trainer.cfg, step, rank=0).style.shape[1] for step in range(40)]
+    for k in (1, 15):  # the encoder takes a batch of one and of fifteen references
+        logs = trainer.train_step(_batch(ds, trainer.cfg, ks.index(k), rank=0))
+        assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
+    fixed, ds5, _ = build_trainer(TrainConfig(out="unused", preset="tiny"), sets["train"])
+    assert {_batch(ds5, fixed.cfg, step, rank=0).style.shape[1] for step in range(5)} == {5}
+    with pytest.raises(UserError, match="k_max"):
+        build_trainer(TrainConfig(out="unused", preset="tiny", k_max=16), sets["train"])
