@@ -17,6 +17,11 @@ How it grows with training time (one run, several of its checkpoints):
     # later: one more point on that curve, keeping the rows already scored
     python bench/fidelity_runs.py runs/w134 --x minutes --name vs_minutes --labels w134 --append
 
+Levers side by side (continuations of one checkpoint, one bar each, in the order given):
+
+    python bench/fidelity_runs.py runs/ftC runs/ftN runs/ftF --x runs --name levers_150min \
+        --labels control style-nce feat-match
+
 Each run's generator at its last checkpoint (or the one given) is scored by
 `fidelity.style_fidelity` on the same unseen writers; writes
 `results/style_fidelity/<name>.json` and `figures/fidelity_<name>.png`.
@@ -54,6 +59,21 @@ def plot(rows: list[dict], xkey: str, figure: Path) -> None:
     import matplotlib.pyplot as plt
 
     labels = list(dict.fromkeys(r["run"] for r in rows))
+    if xkey == "run":  # runs side by side (e.g. levers from one checkpoint): bars, not a curve
+        fig, axes = plt.subplots(1, len(PANELS), figsize=(3.3 * len(PANELS), 3.2))
+        x = range(len(rows))
+        for ax, (key, title) in zip(axes, PANELS):
+            ax.bar(x, [r["model"][key] for r in rows], color="C0", label="model")
+            ax.plot(x, [r["mean"][key] for r in rows], "s", color="C1", label="mean style")
+            ax.plot(x, [r["nearest"][key] for r in rows], "^", color="C2", label="nearest training writer")
+            ax.axhline(rows[0]["floor"][key], color="k", ls="--", lw=1, label="real-vs-real floor")
+            ax.set_xticks(list(x), [f"{r['run']}\n{r['minutes']:.0f} min" for r in rows], fontsize=7)
+            ax.set_title(title, fontsize=9)
+        axes[0].legend(fontsize=6)
+        fig.suptitle("unseen-writer style fidelity of runs side by side", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(figure, dpi=110)
+        return
     if "shared" in labels:  # one line per branch, each starting with the shared history
         branches = {
             lab: [r for r in rows if r["run"] in (lab, "shared")] for lab in labels if lab != "shared"
@@ -95,7 +115,9 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT / "data" / "fonts-all"))
     ap.add_argument("--judges", default=None)
     ap.add_argument("--n-per-writer", type=int, default=40)
-    ap.add_argument("--x", choices=["writers", "minutes"], default="writers")
+    ap.add_argument(
+        "--x", choices=["writers", "minutes", "runs"], default="writers", help="runs: side by side, in order"
+    )
     ap.add_argument("--name", default="vs_writers")
     ap.add_argument("--labels", nargs="*", default=None, help="one label per run (default: the run folder)")
     ap.add_argument("--replot", action="store_true", help="only redraw the figure from the saved json")
@@ -143,11 +165,12 @@ def main() -> None:
         m = row["model"]
         print(f"{label}: {writers} training writers, step {step}, {minutes:.0f} min: attribution {m['attribution_learned']:.3f} "
               f"(stats {m['attribution_stats']:.3f}), HWD {m['hwd']:.2f}, FID {m['fid']:.1f}, dCER {m['dcer']:+.3f}")  # fmt: skip
-    xkey = "training_writers" if args.x == "writers" else "minutes"
+    xkey = {"writers": "training_writers", "minutes": "minutes", "runs": "run"}[args.x]
     if args.append and out.is_file():
         new = {(r["run"], r["checkpoint"]) for r in rows}
         rows += [r for r in json.loads(out.read_text())["rows"] if (r["run"], r["checkpoint"]) not in new]
-    rows.sort(key=lambda r: r[xkey])
+    if xkey != "run":
+        rows.sort(key=lambda r: r[xkey])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"data": str(args.data), "x": xkey, "rows": rows}, indent=1) + "\n")
 

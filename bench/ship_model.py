@@ -64,7 +64,9 @@ test families never trained on (their ids: `training_writers.json` lists the one
 | preset / recipe | `{train_cfg["preset"]}`; lr {train_cfg["lr"]}, batch {train_cfg["batch_size"]}, k = {train_cfg["k"]}, \
 L1 {train_cfg["w_recon"]}, adv {train_cfg["w_adv"]}, CTC {train_cfg["w_ctc"]}, writer {train_cfg["w_writer"]}, \
 balance {train_cfg["balance"]}, R/W pre-training {train_cfg["pretrain_steps"]} steps, EMA {train_cfg["ema"]}, \
-style-id loss {train_cfg.get("w_style_id", 0.0)}, width loss {train_cfg.get("w_width", 0.0)} |
+style-id loss {train_cfg.get("w_style_id", 0.0)}, width loss {train_cfg.get("w_width", 0.0)}, \
+feature matching {train_cfg.get("w_feat", 0.0)}, style-contrastive {train_cfg.get("w_style_nce", 0.0)}, \
+k per batch {f"1..{train_cfg['k_max']}" if train_cfg.get("k_max") else train_cfg["k"]} |
 | steps | {log.get("step", "?")} iterations (generator updated every {train_cfg["g_every"]}) |
 | wall time | {minutes:.1f} minutes |
 | hardware | {platform.machine()}, {os.cpu_count()} CPU cores, no GPU (shared with other work while training) |
