@@ -72,6 +72,12 @@ class StyleBatch:
         return len(self.texts)
 
 
+def _checked_k(k: int) -> int:
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k (style images per target) must be in 1..{MAX_K}, got {k}")
+    return k
+
+
 class StyleWordDataset(Dataset):
     """One item per target word: (style references of the same writer, target, text).
 
@@ -98,9 +104,7 @@ class StyleWordDataset(Dataset):
         style_pool: WordSet | None = None,
         seed: int | None = None,
     ):
-        if not 1 <= k <= MAX_K:
-            raise ValueError(f"k (style images per target) must be in 1..{MAX_K}, got {k}")
-        self.words, self.k, self.style_size, self.seed = words, k, tuple(style_size), seed
+        self.words, self.k, self.style_size, self.seed = words, _checked_k(k), tuple(style_size), seed
         self.charset = charset or Charset()
         self.writer_index = writer_index or {}
         self.pool = style_pool if style_pool is not None else words
@@ -130,9 +134,7 @@ class StyleWordDataset(Dataset):
     def item(self, n: int, rng: np.random.Generator, k: int | None = None) -> dict:
         """Target `n` with `k` (default: the dataset's) style references drawn by `rng` (the
         trainer passes a step-seeded one)."""
-        k = self.k if k is None else k
-        if not 1 <= k <= MAX_K:
-            raise ValueError(f"k (style images per target) must be in 1..{MAX_K}, got {k}")
+        k = self.k if k is None else _checked_k(k)
         i = self.targets[n]
         s = self.words[i]
         cands = self._candidates(i, s.writer)

@@ -347,12 +347,14 @@ class Trainer:
             lp = self.R(fake, fake_w)
             l_ctc = ctc_loss(lp, b.text_ids, self.R.output_lengths(fake_w), b.text_lengths)
             l_wr = writer_ce_loss(self.W(fake, fake_w), b.writer_ids)
-            l_rec = fake.new_zeros(())
-            if cfg.w_recon > 0:  # per-word mean |fake - real| over the word's true width
+            target = None  # the paired real word at the fake's width, for the L1 and feature losses
+            if cfg.w_recon > 0 or cfg.w_feat > 0:
                 if self.G.width_head is not None:  # fakes already have their targets' widths
                     target = b.target[..., : fake.shape[-1]]
                 else:
                     target = self._resized_targets(b, fake.shape[-1])
+            l_rec = fake.new_zeros(())
+            if cfg.w_recon > 0:  # per-word mean |fake - real| over the word's true width
                 diff = (fake - target).abs().flatten(1).sum(1)
                 l_rec = (diff / (fake.shape[-2] * fake_w)).mean()
             l_width = fake.new_zeros(())
@@ -368,9 +370,6 @@ class Trainer:
                 l_nce = style_contrastive_loss(fake_emb, self._style_embedding(b), b.writer_ids, cfg.nce_tau)
             l_feat = fake.new_zeros(())
             if cfg.w_feat > 0:
-                target = b.target[..., : fake.shape[-1]] if self.G.width_head is not None else None
-                if target is None:
-                    target = self._resized_targets(b, fake.shape[-1])
                 with torch.no_grad():
                     real_maps = self.W.feature_maps(target)
                 l_feat = feature_match_loss(self.W.feature_maps(fake), real_maps, fake_w, fake.shape[-1])
