@@ -346,7 +346,10 @@ class Trainer:
             l_adv = g_hinge_loss(d_fake, self.D.width_mask(fake_w, d_fake.shape[1]))
             lp = self.R(fake, fake_w)
             l_ctc = ctc_loss(lp, b.text_ids, self.R.output_lengths(fake_w), b.text_lengths)
-            l_wr = writer_ce_loss(self.W(fake, fake_w), b.writer_ids)
+            # W's trunk runs once on the fakes: writer logits, embedding and feature maps from it
+            fake_maps = self.W.feature_maps(fake)
+            fake_emb = self.W.pool(fake_maps[-1], fake_w)
+            l_wr = writer_ce_loss(self.W.head(fake_emb), b.writer_ids)
             target = None  # the paired real word at the fake's width, for the L1 and feature losses
             if cfg.w_recon > 0 or cfg.w_feat > 0:
                 if self.G.width_head is not None:  # fakes already have their targets' widths
@@ -366,13 +369,12 @@ class Trainer:
                 l_sid = writer_ce_loss(self.S(memory.pooled()), b.writer_ids)
             l_nce = fake.new_zeros(())
             if cfg.w_style_nce > 0:
-                fake_emb = self.W.embed(fake, fake_w)
                 l_nce = style_contrastive_loss(fake_emb, self._style_embedding(b), b.writer_ids, cfg.nce_tau)
             l_feat = fake.new_zeros(())
             if cfg.w_feat > 0:
                 with torch.no_grad():
                     real_maps = self.W.feature_maps(target)
-                l_feat = feature_match_loss(self.W.feature_maps(fake), real_maps, fake_w, fake.shape[-1])
+                l_feat = feature_match_loss(fake_maps, real_maps, fake_w, fake.shape[-1])
         out = {"G_adv": l_adv, "G_ctc": l_ctc, "G_writer": l_wr, "G_recon": l_rec, "G_width": l_width}
         if self.S is not None:
             out["G_style_id"] = l_sid

@@ -43,7 +43,11 @@ class WriterClassifier(nn.Module):
     def embed(self, images: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
         """[B, 1, 32, W] -> [B, 8ch]: the features the writer decision is made from (masked mean
         over the word's columns). The style-contrastive loss compares words in this space."""
-        h = F.relu(self.trunk(images)).mean(dim=2)  # [B, 8ch, W/8]
+        return self.pool(self.trunk(images), widths)
+
+    def pool(self, trunk_out: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
+        """The trunk's output [B, 8ch, 4, W/8] (or `feature_maps(...)[-1]`) -> embedding [B, 8ch]."""
+        h = F.relu(trunk_out).mean(dim=2)  # [B, 8ch, W/8]
         if widths is None:
             return h.mean(dim=2)
         m = width_mask(widths.to(h.device), h.shape[-1], STRIDE).float()[:, None, :]  # [B, 1, W/8]
