@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scriptvit_lib.adaptation import WHAT, AdaptConfig  # noqa: E402
 from scriptvit_lib.data import load_data  # noqa: E402
 from scriptvit_lib.features import judges_for, load_judges  # noqa: E402
 from scriptvit_lib.fidelity import fidelity_figure, style_fidelity  # noqa: E402
@@ -32,6 +33,7 @@ ROWS = (
     ("mean", "mean-style baseline"),
     ("nearest", "nearest-training-writer baseline"),
     ("floor", "real-vs-real floor"),
+    ("one_pass", "one pass, the adapted model's style words (with --adapt-steps)"),
 )
 
 
@@ -42,13 +44,22 @@ def markdown(result: dict) -> str:
         "",
         f"{result['writers']} unseen writers, {result['words_per_set']} words per set, k = {result['k']}, "
         f"seed {result['seed']}; judges trained on the training writers of `{result['data']}` only; "
-        f"FID/HWD: judges' feature net, protocol full. CER of the real words: {result['cer_real']:.3f}.",
+        f"FID/HWD: judges' feature net, protocol full. CER of the real words: {result['cer_real']:.3f}."
+        + (
+            f" Test-time adaptation: {a['steps']} steps, lr {a['lr']}, {a['what']} (one draw of k per writer)."
+            if (a := result.get("adapt"))
+            else ""
+        ),
         "",
         "| | attribution (judges) | attribution (hand-crafted stats) | FID | HWD | sharpness / real | CER | dCER |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for key, name in ROWS:
+        if key not in r:
+            continue
         m = r[key]
+        if key == "model" and result.get("adapt"):
+            name = "model, adapted to the writer's k style words"
         lines.append(
             f"| {name} | {m['attribution_learned']:.3f} | {m['attribution_stats']:.3f} | {m['fid']:.1f} "
             f"| {m['hwd']:.2f} | {m['sharpness_ratio']:.2f} | {m['cer']:.3f} | {m['dcer']:+.3f} |"
@@ -91,6 +102,11 @@ def main() -> None:
     ap.add_argument("--name", default=None, help="result file name (default: the model folder's name)")
     ap.add_argument("--out", default=str(ROOT / "results" / "style_fidelity"))
     ap.add_argument("--figure", default=None, help="also draw the figure (rows = unseen writers) here")
+    ap.add_argument(
+        "--adapt-steps", type=int, default=0, help="test-time adaptation steps per writer (0 = one pass)"
+    )
+    ap.add_argument("--adapt-lr", type=float, default=AdaptConfig.lr)
+    ap.add_argument("--adapt-what", default=AdaptConfig.what, choices=WHAT)
     args = ap.parse_args()
 
     t0 = time.time()
@@ -103,6 +119,7 @@ def main() -> None:
     if args.exclude_from:
         excluded = sorted(load_data(args.exclude_from)["train"].writers)
     model = ScriptViT.from_pretrained(args.model)
+    adapt = AdaptConfig(args.adapt_steps, args.adapt_lr, args.adapt_what) if args.adapt_steps else None
     result, extra = style_fidelity(
         model,
         data,
@@ -111,6 +128,7 @@ def main() -> None:
         n_per_writer=args.n_per_writer,
         seed=args.seed,
         exclude_writers=excluded,
+        adapt=adapt,
     )
     result = {"model": str(Path(args.model)), "data": str(Path(args.data)), **result}
     result["seconds"] = round(time.time() - t0, 1)
@@ -122,8 +140,9 @@ def main() -> None:
     (out / f"{name}.md").write_text(md)
     print(md)
     if args.figure:
-        fidelity_figure(model, extra["a"], extra["b"], k=args.k, seed=args.seed, path=args.figure,
-                        title=f"{name}: unseen writers - {args.k} style words | generated | real (same words); "
+        fidelity_figure(model, extra["a"], extra["b"], k=args.k, seed=args.seed, path=args.figure, adapt=adapt,
+                        title=f"{name}: unseen writers - {args.k} style words | generated "
+                        f"{'(one pass | adapted) ' if adapt else ''}| real (same words); "
                         "last row: mean style")  # fmt: skip
         print(f"wrote {args.figure}")
     print(f"wrote {out / name}.json/.md in {result['seconds']} s")

@@ -13,6 +13,11 @@ the texts of A and scored against A:
                nearest to w's (judges' embedding centroids) - "the closest hand it already knows"
     floor      B: real words of w (other texts) - what a perfect imitation scores
 
+With `adapt` (test-time adaptation, `adaptation.py`, a library option), `model` is the generator
+adapted to each writer's k style words (one draw per writer, from B_w, texts known) and a row
+`one_pass` adds the unadapted model on exactly those style words, so the two differ only by the
+adaptation. The baselines stay one-pass.
+
 Scores (targets of issue 8):
 1. attribution: share of words nearest (centroid) to their own writer among all unseen writers,
    by the judges' embedding (learned on training writers only) and by `style_statistics`, a
@@ -34,6 +39,8 @@ import torch
 from scipy import ndimage
 from torch.nn import functional as F
 
+from .adaptation import AdaptConfig
+from .adaptation import adapt as adapt_to
 from .evaluate import compare, generate, halves, measure
 from .features import Judges
 from .generator import ScriptViT
@@ -143,6 +150,36 @@ def style_memory(model: ScriptViT, pool: WordSet, writer: str, k: int, seed: int
     return memory, to_uint8(b.style[0], b.style_widths[0])
 
 
+def writer_generator(
+    model: ScriptViT, pool: WordSet, writer: str, k: int, seed: int, adapt: AdaptConfig | None = None
+) -> tuple[ScriptViT, StyleMemory, StyleMemory]:
+    """The generator and memory to write for `writer` from k of its words in `pool` (the draw of
+    `style_memory`): (model, memory, memory) one-pass; with `adapt`, (adapted generator, adapted
+    memory, the one-pass memory)."""
+    words = pool.subset(writers=[writer])
+    ds = StyleWordDataset(words, k=k, style_size=model.config.style_size, style_pool=words, seed=seed)
+    item = ds[0]
+    b = collate_style_batch([item])
+    with torch.no_grad():
+        memory = model.encode_style(b.style, b.style_widths)
+    if adapt is None or adapt.steps == 0:
+        return model, memory, memory
+    chosen = [words[j] for j in item["style_index"]]
+    g, adapted, _ = adapt_to(model, [s.image for s in chosen], [s.text for s in chosen], adapt, memory=memory)
+    return g, adapted, memory
+
+
+def write_per_writer(gens: dict[str, tuple[ScriptViT, StyleMemory]], targets: WordSet) -> list[np.ndarray]:
+    """Each target's text written by its writer's (generator, memory), in the order of `targets`."""
+    out: list[np.ndarray | None] = [None] * len(targets)
+    for w, (g, memory) in gens.items():
+        idx = list(targets.indices_of(w))
+        for i, im in zip(idx, write_texts(g, memory, [targets[int(i)].text for i in idx])):
+            out[int(i)] = im
+    assert all(o is not None for o in out), "a target's writer has no generator"
+    return out
+
+
 def mean_memory(memories: Sequence[StyleMemory]) -> StyleMemory:
     """Memories of many writers -> one memory holding all their (unpadded) tokens."""
     tokens = torch.cat([m.tokens[0][~m.pad_mask[0]] for m in memories])[None]
@@ -178,13 +215,15 @@ def distinctness(
     texts: Sequence[str],
     k: int,
     seed: int,
+    adapt: AdaptConfig | None = None,
 ) -> dict:
     """Same texts for every writer, with two draws of style words each: mean judges-embedding
     distance between writers (same draw) vs between the two draws of one writer."""
     emb = {}
     for w in writers:
         for draw in (0, 1):
-            images = write_texts(model, style_memory(model, pool, w, k, seed + draw), texts)
+            g, memory, _ = writer_generator(model, pool, w, k, seed + draw, adapt)
+            images = write_texts(g, memory, texts)
             emb[(w, draw)] = F.normalize(judges.embed(images).double(), dim=1)
     within = np.mean([float((emb[(w, 0)] - emb[(w, 1)]).norm(dim=1).mean()) for w in writers])
     between = np.mean(
@@ -234,6 +273,7 @@ def style_fidelity(
     train_words_per_writer: int = 30,
     distinct_texts: int = 24,
     progress: bool = True,
+    adapt: AdaptConfig | None = None,
 ) -> tuple[dict, dict]:
     """Score the model and its two baselines on unseen writers (see the module docstring).
 
@@ -247,7 +287,19 @@ def style_fidelity(
         raise ValueError("style fidelity needs >= 2 unseen writers")
     texts = [s.text for s in a]
     images = {"floor": [s.image for s in b]}
-    images["model"] = generate(model, a, b, k=k, seed=seed, progress=progress, desc="model")
+    if adapt is not None and adapt.steps > 0:
+        from tqdm.auto import tqdm
+
+        gens = {
+            w: writer_generator(model, b, w, k, seed, adapt)
+            for w in tqdm(writers, desc=f"adapting ({adapt.what}, {adapt.steps} steps)", disable=not progress)
+        }
+        images["model"] = write_per_writer({w: (g, m) for w, (g, m, _) in gens.items()}, a)
+        images["one_pass"] = write_per_writer({w: (model, m0) for w, (_, _, m0) in gens.items()}, a)
+        del gens
+    else:
+        adapt = None
+        images["model"] = generate(model, a, b, k=k, seed=seed, progress=progress, desc="model")
     mems = [style_memory(model, b, w, k, seed) for w in writers]
     mean_images = write_texts(model, mean_memory(mems), texts)
     images["mean"] = mean_images
@@ -284,11 +336,11 @@ def style_fidelity(
     sharp_ref = float(np.mean([sharpness(im) for im in ref["images"]]))
     rows = {
         name: _scores(ref, measured[name], judges, seed, ref["stats"], measured[name]["stats"], sharp_ref)
-        for name in ("model", "mean", "nearest", "floor")
+        for name in ("model", "mean", "nearest", "floor") + (("one_pass",) if "one_pass" in images else ())
     }
     dist_writers = writers[: min(len(writers), 8)]
     common = sorted({s.text for s in a if len(s.text) >= 3})[:distinct_texts] or texts[:distinct_texts]
-    rows["model"]["distinctness"] = distinctness(model, judges, b, dist_writers, common, k, seed)
+    rows["model"]["distinctness"] = distinctness(model, judges, b, dist_writers, common, k, seed, adapt)
     floor, mdl = rows["floor"], rows["model"]
     beats = {
         base: bool(
@@ -341,6 +393,7 @@ def style_fidelity(
         "k": k,
         "seed": seed,
         "excluded_writers": sorted(excluded & set(data["test"].writers)),
+        "adapt": None if adapt is None else {"steps": adapt.steps, "lr": adapt.lr, "what": adapt.what},
         "cer_real": cer(ref["read"], ref["texts"]),
         "nearest_training_writer": nearest,
         "rows": rows,
@@ -359,9 +412,11 @@ def fidelity_figure(
     words: int = 4,
     path=None,
     title: str = "",
+    adapt: AdaptConfig | None = None,
 ):
     """Rows = unseen writers: its k style words | the model's words | the same words as the
-    writer really wrote them; last row: the mean-style baseline writing the first row's words."""
+    writer really wrote them; last row: the mean-style baseline writing the first row's words.
+    With `adapt`: style words | one-pass | adapted | real."""
     import matplotlib.pyplot as plt
 
     from .monitor import _row
@@ -378,6 +433,9 @@ def fidelity_figure(
         texts = [s.text for s in targets]
         first_texts = first_texts or texts
         fake = write_texts(model, memory, texts)
+        if adapt is not None and adapt.steps > 0:
+            g, adapted, _ = writer_generator(model, b, w, k, seed, adapt)
+            fake = fake + [bar] + write_texts(g, adapted, texts)
         rows.append(_row(list(style_images) + [bar] + fake + [bar] + [s.image for s in targets], gap=6))
         labels.append(w)
     mean = write_texts(

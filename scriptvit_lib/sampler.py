@@ -148,6 +148,7 @@ class StyleWordDataset(Dataset):
             "writer_id": self.writer_index.get(s.writer, -1),
             "text": s.text,
             "writer": s.writer,
+            "style_index": [int(j) for j in pick],  # which words of the pool are the references
         }
 
 

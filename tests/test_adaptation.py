@@ -1,0 +1,121 @@
+"""Test-time adaptation: it fits the writer's style words, never changes the model it was given,
+refuses bad input with a clear error, and the fidelity benchmark adapts on the same style words
+it would otherwise encode once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from scriptvit_lib.adaptation import AdaptConfig, adapt
+from scriptvit_lib.config import ScriptViTConfig
+from scriptvit_lib.data import mini_dataset
+from scriptvit_lib.errors import UserError
+from scriptvit_lib.features import JudgeConfig, train_judges
+from scriptvit_lib.fidelity import style_fidelity, style_memory, write_per_writer, writer_generator
+from scriptvit_lib.generator import ScriptViT
+
+ROOT = Path(__file__).resolve().parents[1]
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return mini_dataset(ROOT / "data" / "fonts-mini", words_per_writer=40)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return ScriptViT(ScriptViTConfig.preset("tiny", width_mode="predicted")).eval()
+
+
+def _words(data, n=3):
+    w = sorted(data["train"].writers)[0]
+    return data["train"].of_writer(w)[:n]
+
+
+@pytest.mark.parametrize(
+    "what,lr,gain", [("decoder", 3e-3, 0.9), ("synthesis", 3e-3, 0.9), ("memory", 0.1, 0.995)]
+)
+def test_adaptation_fits_the_style_words_and_leaves_the_model_alone(data, model, what, lr, gain):
+    words = _words(data)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    g, memory, losses = adapt(
+        model, [s.image for s in words], [s.text for s in words], AdaptConfig(15, lr, what)
+    )
+    assert len(losses) == 16 and losses[-1] < gain * losses[0]
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    assert (g is model) == (what == "memory")
+    if what == "memory":  # only the memory moved
+        assert memory.tokens.shape[0] == 1 and not memory.tokens.requires_grad
+    else:  # only the chosen parts moved
+        moved = {
+            n.split(".")[0] for n, p in g.named_parameters() if not torch.equal(p, model.get_parameter(n))
+        }
+        assert moved == ({"synthesis"} if what == "synthesis" else {"fusion", "synthesis"})
+        assert not any(p.requires_grad for p in g.parameters())
+
+
+def test_zero_steps_is_the_one_pass_memory(data, model):
+    words = _words(data)
+    g, memory, losses = adapt(
+        model, [s.image for s in words], [s.text for s in words], AdaptConfig(0, what="memory")
+    )
+    assert g is model and len(losses) == 1
+    g2, memory2, _ = adapt(
+        model, [s.image for s in words], [s.text for s in words], AdaptConfig(0, what="memory")
+    )
+    torch.testing.assert_close(memory.tokens, memory2.tokens)
+
+
+def test_bad_input_is_a_clear_error(data, model):
+    words = _words(data)
+    images = [s.image for s in words]
+    with pytest.raises(UserError, match="one text per word"):
+        adapt(model, images, ["a"])
+    with pytest.raises(UserError, match="unknown"):
+        adapt(model, images, ["a", "b", "\u2603"])
+    with pytest.raises(UserError, match="at least one"):
+        adapt(model, [], [])
+    with pytest.raises(UserError, match="must be one of"):
+        AdaptConfig(what="everything")
+
+
+def test_writer_generator_draws_the_style_words_of_style_memory(data, model):
+    pool = data["train"]
+    w = sorted(pool.writers)[1]
+    g, memory, one_pass = writer_generator(model, pool, w, 4, seed=3)
+    assert g is model and memory is one_pass
+    torch.testing.assert_close(memory.tokens, style_memory(model, pool, w, 4, 3).tokens)
+    g, adapted, one_pass = writer_generator(model, pool, w, 4, seed=3, adapt=AdaptConfig(3, 1e-3, "memory"))
+    torch.testing.assert_close(one_pass.tokens, style_memory(model, pool, w, 4, 3).tokens)
+    assert not torch.equal(adapted.tokens, one_pass.tokens)
+    targets = pool.subset(writers=sorted(pool.writers)[:2])
+    gens = {x: writer_generator(model, pool, x, 2, 0)[:2] for x in targets.writers}
+    images = write_per_writer(gens, targets)
+    assert [im.shape[0] for im in images] == [32] * len(targets)
+
+
+def test_style_fidelity_with_adaptation_adds_the_one_pass_row(data, model, tmp_path):
+    cfg = JudgeConfig(feat_ch=4, feat_dim=32, rec_ch=4, feat_steps=30, rec_steps=2)
+    judges = train_judges(data["train"], tmp_path, config=cfg, progress=False)
+    result, extra = style_fidelity(
+        model,
+        data,
+        judges,
+        n_per_writer=6,
+        progress=False,
+        distinct_texts=4,
+        adapt=AdaptConfig(2, 1e-3, "synthesis"),
+    )
+    assert set(result["rows"]) == {"model", "mean", "nearest", "floor", "one_pass"}
+    assert result["adapt"] == {"steps": 2, "lr": 1e-3, "what": "synthesis"}
+    assert len(extra["images"]["one_pass"]) == len(extra["images"]["model"]) == result["words_per_set"]
+    assert any(
+        not np.array_equal(x, y) for x, y in zip(extra["images"]["one_pass"], extra["images"]["model"])
+    )
