@@ -3,7 +3,10 @@
     python bench/ship_model.py runs/cpu --dest models/scriptvit-cpu --data data/fonts
 
 Copies `<run>/model/{model.safetensors,config.json}` (safetensors + JSON: loading never
-unpickles), the last sample grid, and writes MODEL_CARD.md from the run's own logs.
+unpickles) - or, with `--checkpoint`, exports that training checkpoint's generator instead -,
+the training recognizer R of the last (or given) checkpoint as `recognizer.safetensors` (for
+test-time adaptation's legibility anchor), the last sample grid, and writes MODEL_CARD.md from
+the run's own logs.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 from pathlib import Path
 
 
@@ -28,11 +32,31 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--dest", type=Path, default=Path("models/scriptvit-cpu"))
     ap.add_argument("--data", type=Path, default=Path("data/fonts"))
+    ap.add_argument("--checkpoint", type=Path, default=None, help="ship this checkpoint, not <run>/model")
     args = ap.parse_args()
     run, dest = args.run, args.dest
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("model.safetensors", "config.json"):
-        shutil.copy2(run / "model" / name, dest / name)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from scriptvit_lib.adaptation import save_recognizer
+    from scriptvit_lib.config import ScriptViTConfig
+    from scriptvit_lib.recognizer import Recognizer
+    from scriptvit_lib.trainer import export_checkpoint, list_checkpoints, load_checkpoint
+
+    if args.checkpoint is not None:
+        export_checkpoint(args.checkpoint, dest)
+    else:
+        for name in ("model.safetensors", "config.json"):
+            shutil.copy2(run / "model" / name, dest / name)
+    ckpt = args.checkpoint or (list_checkpoints(run / "checkpoints") or [None])[-1]
+    if ckpt is not None:
+        ck = load_checkpoint(ckpt)
+        r = Recognizer.from_config(ScriptViTConfig.from_dict(json.loads(ck["model_config"])))
+        r.load_state_dict(ck["R"])
+        save_recognizer(r, dest)
+        shipped_step = ck["step"] if args.checkpoint is not None else None
+        del ck
+    else:
+        shipped_step = None
     if (run / "writers.json").exists():  # the training writers, so demos can pick unseen ones
         trained = sorted(json.loads((run / "writers.json").read_text()))
         (dest / "training_writers.json").write_text(json.dumps(trained, indent=1) + "\n")
@@ -67,7 +91,7 @@ balance {train_cfg["balance"]}, R/W pre-training {train_cfg["pretrain_steps"]} s
 style-id loss {train_cfg.get("w_style_id", 0.0)}, width loss {train_cfg.get("w_width", 0.0)}, \
 feature matching {train_cfg.get("w_feat", 0.0)}, style-contrastive {train_cfg.get("w_style_nce", 0.0)}, \
 k per batch {f"1..{train_cfg['k_max']}" if train_cfg.get("k_max") else train_cfg["k"]} |
-| steps | {log.get("step", "?")} iterations (generator updated every {train_cfg["g_every"]}) |
+| steps | {shipped_step or log.get("step", "?")} iterations (generator updated every {train_cfg["g_every"]}) |
 | wall time | {minutes:.1f} minutes |
 | hardware | {platform.machine()}, {os.cpu_count()} CPU cores, no GPU (shared with other work while training) |
 | final losses | {", ".join(f"{k} {float(v):.3f}" for k, v in log.items() if k not in ("step", "minutes") and v)} |

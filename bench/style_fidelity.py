@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scriptvit_lib.adaptation import WHAT, AdaptConfig  # noqa: E402
+from scriptvit_lib.adaptation import WHAT, AdaptConfig, load_recognizer  # noqa: E402
 from scriptvit_lib.data import load_data  # noqa: E402
 from scriptvit_lib.features import judges_for, load_judges  # noqa: E402
 from scriptvit_lib.fidelity import fidelity_figure, style_fidelity  # noqa: E402
@@ -46,7 +46,8 @@ def markdown(result: dict) -> str:
         f"seed {result['seed']}; judges trained on the training writers of `{result['data']}` only; "
         f"FID/HWD: judges' feature net, protocol full. CER of the real words: {result['cer_real']:.3f}."
         + (
-            f" Test-time adaptation: {a['steps']} steps, lr {a['lr']}, {a['what']} (one draw of k per writer)."
+            f" Test-time adaptation: {a['steps']} steps, lr {a['lr']}, {a['what']}, legibility anchor "
+            f"{a.get('w_ctc', 0)} (one draw of k per writer)."
             if (a := result.get("adapt"))
             else ""
         ),
@@ -107,6 +108,10 @@ def main() -> None:
     )
     ap.add_argument("--adapt-lr", type=float, default=AdaptConfig.lr)
     ap.add_argument("--adapt-what", default=AdaptConfig.what, choices=WHAT)
+    ap.add_argument("--adapt-ctc", type=float, default=AdaptConfig.w_ctc, help="legibility anchor weight")
+    ap.add_argument(
+        "--recognizer", default=None, help="R for the anchor: model folder or checkpoint (default: --model)"
+    )
     args = ap.parse_args()
 
     t0 = time.time()
@@ -119,7 +124,11 @@ def main() -> None:
     if args.exclude_from:
         excluded = sorted(load_data(args.exclude_from)["train"].writers)
     model = ScriptViT.from_pretrained(args.model)
-    adapt = AdaptConfig(args.adapt_steps, args.adapt_lr, args.adapt_what) if args.adapt_steps else None
+    adapt = None
+    if args.adapt_steps:
+        adapt = AdaptConfig(args.adapt_steps, args.adapt_lr, args.adapt_what, w_ctc=args.adapt_ctc)
+        if adapt.w_ctc > 0:
+            adapt.recognizer = load_recognizer(args.recognizer or args.model, model.config)
     result, extra = style_fidelity(
         model,
         data,

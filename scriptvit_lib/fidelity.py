@@ -140,6 +140,7 @@ def nearest_centroid_top1(
 def style_memory(model: ScriptViT, pool: WordSet, writer: str, k: int, seed: int, *, images: bool = False):
     """The memory of k style words of `writer` drawn from `pool` (the same for the same seed);
     with `images`, also those k words as uint8 images."""
+    model.eval()
     words = pool.subset(writers=[writer])
     ds = StyleWordDataset(words, k=k, style_size=model.config.style_size, style_pool=words, seed=seed)
     b = collate_style_batch([ds[0]])
@@ -156,6 +157,7 @@ def writer_generator(
     """The generator and memory to write for `writer` from k of its words in `pool` (the draw of
     `style_memory`): (model, memory, memory) one-pass; with `adapt`, (adapted generator, adapted
     memory, the one-pass memory)."""
+    model.eval()  # (dropout off: the same draw gives the same memory)
     words = pool.subset(writers=[writer])
     ds = StyleWordDataset(words, k=k, style_size=model.config.style_size, style_pool=words, seed=seed)
     item = ds[0]
@@ -279,6 +281,7 @@ def style_fidelity(
 
     Returns (the JSON-able result, extras: generated images per candidate in the order of the
     targets `a`, and the halves `a`, `b` for figures)."""
+    model.eval()
     excluded = set(exclude_writers)
     test = data["test"].subset(writers=set(data["test"].writers) - excluded)
     a, b = halves(test, n_per_writer, seed)
@@ -393,7 +396,9 @@ def style_fidelity(
         "k": k,
         "seed": seed,
         "excluded_writers": sorted(excluded & set(data["test"].writers)),
-        "adapt": None if adapt is None else {"steps": adapt.steps, "lr": adapt.lr, "what": adapt.what},
+        "adapt": None
+        if adapt is None
+        else {"steps": adapt.steps, "lr": adapt.lr, "what": adapt.what, "w_ctc": adapt.w_ctc},
         "cer_real": cer(ref["read"], ref["texts"]),
         "nearest_training_writer": nearest,
         "rows": rows,

@@ -39,7 +39,8 @@ def _words(data, n=3):
 
 
 @pytest.mark.parametrize(
-    "what,lr,gain", [("decoder", 3e-3, 0.9), ("synthesis", 3e-3, 0.9), ("memory", 0.1, 0.995)]
+    "what,lr,gain",
+    [("decoder", 3e-3, 0.9), ("synthesis", 3e-3, 0.9), ("memory", 0.1, 0.995), ("norms", 1e-2, 0.95)],
 )
 def test_adaptation_fits_the_style_words_and_leaves_the_model_alone(data, model, what, lr, gain):
     words = _words(data)
@@ -54,10 +55,10 @@ def test_adaptation_fits_the_style_words_and_leaves_the_model_alone(data, model,
     if what == "memory":  # only the memory moved
         assert memory.tokens.shape[0] == 1 and not memory.tokens.requires_grad
     else:  # only the chosen parts moved
-        moved = {
-            n.split(".")[0] for n, p in g.named_parameters() if not torch.equal(p, model.get_parameter(n))
-        }
-        assert moved == ({"synthesis"} if what == "synthesis" else {"fusion", "synthesis"})
+        moved = {n for n, p in g.named_parameters() if not torch.equal(p, model.get_parameter(n))}
+        parts = {n.split(".")[0] for n in moved}
+        assert parts == ({"fusion", "synthesis"} if what == "decoder" else {"synthesis"})
+        assert (what == "norms") == all(".norm" in n for n in moved)
         assert not any(p.requires_grad for p in g.parameters())
 
 
@@ -114,8 +115,44 @@ def test_style_fidelity_with_adaptation_adds_the_one_pass_row(data, model, tmp_p
         adapt=AdaptConfig(2, 1e-3, "synthesis"),
     )
     assert set(result["rows"]) == {"model", "mean", "nearest", "floor", "one_pass"}
-    assert result["adapt"] == {"steps": 2, "lr": 1e-3, "what": "synthesis"}
+    assert result["adapt"] == {"steps": 2, "lr": 1e-3, "what": "synthesis", "w_ctc": 0.0}
     assert len(extra["images"]["one_pass"]) == len(extra["images"]["model"]) == result["words_per_set"]
     assert any(
         not np.array_equal(x, y) for x, y in zip(extra["images"]["one_pass"], extra["images"]["model"])
     )
+
+
+def test_recognizer_round_trips_and_bad_paths_are_clear_errors(model, tmp_path):
+    from scriptvit_lib.adaptation import load_recognizer, save_recognizer
+    from scriptvit_lib.recognizer import Recognizer
+
+    torch.manual_seed(1)
+    r = Recognizer.from_config(model.config)
+    save_recognizer(r, tmp_path)
+    back = load_recognizer(tmp_path, model.config)
+    x = torch.rand(2, 1, 32, 64) * 2 - 1
+    torch.testing.assert_close(back(x), r.eval()(x))
+    assert not any(p.requires_grad for p in back.parameters())
+    with pytest.raises(UserError, match="no recognizer at"):
+        load_recognizer(tmp_path / "missing_dir_is_no_file", model.config)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="has no recognizer.safetensors"):
+        load_recognizer(tmp_path / "empty", model.config)
+    with pytest.raises(UserError, match="needs the recognizer"):
+        adapt(model, [np.full((32, 40), 255, np.uint8)], ["ab"], AdaptConfig(2, w_ctc=1.0))
+
+
+def test_legibility_anchor_changes_the_adapted_generator(data, model):
+    from scriptvit_lib.recognizer import Recognizer
+
+    words = _words(data)
+    images, texts = [s.image for s in words], [s.text for s in words]
+    torch.manual_seed(2)
+    r = Recognizer.from_config(model.config).eval()
+    plain, _, l_plain = adapt(model, images, texts, AdaptConfig(4, 1e-3, "synthesis"))
+    anchored, _, l_anch = adapt(
+        model, images, texts, AdaptConfig(4, 1e-3, "synthesis", w_ctc=1.0), recognizer=r
+    )
+    assert l_plain[0] == pytest.approx(l_anch[0])  # same start: the anchor only adds a term
+    p, q = plain.synthesis.to_img.weight, anchored.synthesis.to_img.weight
+    assert not torch.allclose(p, q)  # the recognizer's gradient moved the weights elsewhere
