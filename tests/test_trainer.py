@@ -239,6 +239,40 @@ def test_export_checkpoint_equals_the_exported_model(data, tmp_path):
     assert final.keys() == again.keys() and all(torch.equal(final[k], again[k]) for k in final)
 
 
+def test_ship_model_packages_generator_recognizer_and_card(data, tmp_path):
+    from safetensors.torch import load_file
+
+    from scriptvit_lib.adaptation import load_recognizer
+    from scriptvit_lib.generator import ScriptViT
+
+    cfg = TrainConfig(preset="tiny", out=str(tmp_path / "run"), steps=4, ckpt_every_steps=2, sample_every=100)
+    train(cfg, data, progress=False)
+    first, last = list_checkpoints(tmp_path / "run" / "checkpoints")[-2:]
+    ship = [
+        sys.executable,
+        str(ROOT / "bench" / "ship_model.py"),
+        str(tmp_path / "run"),
+        "--data",
+        str(tmp_path),
+    ]
+    subprocess.run(ship + ["--dest", str(tmp_path / "a")], check=True, cwd=tmp_path, capture_output=True)
+    model = ScriptViT.from_pretrained(tmp_path / "a")
+    r = load_recognizer(tmp_path / "a", model.config)
+    ck = load_checkpoint(last)
+    assert all(torch.equal(r.state_dict()[k], v) for k, v in ck["R"].items())  # R of the last checkpoint
+    assert "MODEL_CARD.md" in {p.name for p in (tmp_path / "a").iterdir()}
+    subprocess.run(
+        ship + ["--dest", str(tmp_path / "b"), "--checkpoint", str(first)],
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
+    )
+    g = load_file(str(tmp_path / "b" / "model.safetensors"))
+    ck = load_checkpoint(first)
+    assert all(torch.equal(g[k], v) for k, v in ck["G"].items())  # the given checkpoint's generator
+    assert f"| steps | {ck['step']} iterations" in (tmp_path / "b" / "MODEL_CARD.md").read_text()
+
+
 def test_append_csv_adds_new_columns_without_shifting_values(tmp_path):
     import csv
 
