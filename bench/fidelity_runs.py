@@ -83,10 +83,17 @@ def plot(rows: list[dict], xkey: str, figure: Path) -> None:
     fig, axes = plt.subplots(1, len(PANELS), figsize=(3.3 * len(PANELS), 2.9))
     for ax, (key, title) in zip(axes, PANELS):
         for i, (lab, sub) in enumerate(branches.items()):
-            sub = sorted(sub, key=lambda r: r[xkey])
-            x, tag = [r[xkey] for r in sub], f" ({lab})" if lab else ""
+            # minutes depend on how many runs shared the cores: draw those curves against
+            # iterations, and write each point's minutes beside it
+            xk = "step" if xkey == "minutes" else xkey
+            sub = sorted(sub, key=lambda r: r[xk])
+            x, tag = [r[xk] for r in sub], f" ({lab})" if lab else ""
             ax.plot(x, [r["model"][key] for r in sub], "o-", color=f"C{2 * i}", label=f"model{tag}")
             ax.plot(x, [r["mean"][key] for r in sub], "s:", color=f"C{2 * i + 1}", label=f"mean style{tag}")
+            if xkey == "minutes" and key == PANELS[0][0]:
+                for r in sub[2:] if i else sub:  # (branches repeat the shared history)
+                    ax.annotate(f"{r['minutes']:.0f}'", (r[xk], r["model"][key]), fontsize=6, xytext=(2, 3),
+                                textcoords="offset points")  # fmt: skip
         ax.axhline(rows[0]["floor"][key], color="k", ls="--", lw=1, label="real-vs-real floor")
         if xkey == "training_writers":
             ticks = sorted({r[xkey] for r in rows})
@@ -94,14 +101,14 @@ def plot(rows: list[dict], xkey: str, figure: Path) -> None:
             ax.minorticks_off()
             ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.set_xlabel(
-            "training writers (font families)" if xkey == "training_writers" else "training minutes"
+            "training writers (font families)" if xkey == "training_writers" else "training iterations"
         )
         ax.set_title(title, fontsize=9)
     axes[0].legend(fontsize=6)
     what = (
         f"training writers (step {rows[0]['step']} each)"
         if xkey == "training_writers"
-        else "training minutes"
+        else "training iterations (labels: minutes on the shared 2 cores)"
     )
     fig.suptitle(f"unseen-writer style fidelity vs {what}", fontsize=10)
     fig.tight_layout()
