@@ -1,0 +1,25 @@
+"""Here: a training checkpoint -> a slim package for the GPU (weights fp32, no optimizer states)."""
+
+import json
+import sys
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from scriptvit_lib.trainer import load_checkpoint  # noqa: E402
+
+ck_path, out, elapsed = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+out.mkdir(parents=True, exist_ok=True)
+ck = load_checkpoint(ck_path)
+flat = {}
+for net in ("G", "D", "R", "W", "S"):
+    for k, v in ck[net].items():
+        flat[f"{net}.{k}"] = v.contiguous()
+save_file(flat, str(out / "nets.safetensors"))
+meta = {k: ck[k] for k in ("step", "pretrain_done", "ema_updates")}
+meta.update(
+    train_config=ck["train_config"], model_config=ck["model_config"], elapsed=elapsed, source=ck_path.name
+)
+(out / "meta.json").write_text(json.dumps(meta))
+print("packed", ck_path.name, round((out / "nets.safetensors").stat().st_size / 2**20, 1), "MiB")
