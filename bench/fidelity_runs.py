@@ -45,10 +45,12 @@ from scriptvit_lib.fidelity import style_fidelity  # noqa: E402
 from scriptvit_lib.generator import ScriptViT  # noqa: E402
 from scriptvit_lib.trainer import export_checkpoint, list_checkpoints, load_checkpoint  # noqa: E402
 
-PANELS = (
+PANELS = (  # one panel per target of issue 8 (1: attribution x2, 2: FID + HWD, 3: sharpness, 4: dCER)
     ("attribution_learned", "attribution (judges)"),
     ("attribution_stats", "attribution (hand-crafted)"),
+    ("fid", "FID (log)"),
     ("hwd", "HWD"),
+    ("sharpness_ratio", "sharpness / real"),
     ("dcer", "dCER"),
 )
 
@@ -80,7 +82,8 @@ def plot(rows: list[dict], xkey: str, figure: Path) -> None:
         }
     else:  # one line through all runs
         branches = {"": rows}
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(3.3 * len(PANELS), 2.9))
+    fig, axes = plt.subplots(2, len(PANELS) // 2, figsize=(3.3 * len(PANELS) // 2, 5.6))
+    axes = axes.ravel()
     for ax, (key, title) in zip(axes, PANELS):
         for i, (lab, sub) in enumerate(branches.items()):
             # minutes depend on how many runs shared the cores: draw those curves against
@@ -95,6 +98,8 @@ def plot(rows: list[dict], xkey: str, figure: Path) -> None:
                     ax.annotate(f"{r['minutes']:.0f}'", (r[xk], r["model"][key]), fontsize=6, xytext=(2, 3),
                                 textcoords="offset points")  # fmt: skip
         ax.axhline(rows[0]["floor"][key], color="k", ls="--", lw=1, label="real-vs-real floor")
+        if key == "fid":
+            ax.set_yscale("log")
         if xkey == "training_writers":
             ticks = sorted({r[xkey] for r in rows})
             ax.set_xscale("log")

@@ -74,6 +74,13 @@ def main() -> None:
         else {}
     )
     size_mb = (dest / "model.safetensors").stat().st_size / 2**20
+    gpu_leg = ", no GPU"
+    if (run / "gpu_continuation.json").exists():  # a leg run elsewhere (bench/gpu_leg)
+        leg = json.loads((run / "gpu_continuation.json").read_text())["speed"]
+        gpu_leg = (
+            f"; iterations {leg['from_step']} -> {leg['to_step']} on one {leg['device']} "
+            f"({leg['it_per_s']} it/s, bench/gpu_leg)"
+        )
     card = f"""# ScriptViT `{train_cfg["preset"]}` generator (font writers)
 
 A ScriptViT generator (`scriptvit_lib.generator.ScriptViT`, {size_mb:.1f} MB safetensors) trained by
@@ -93,7 +100,7 @@ feature matching {train_cfg.get("w_feat", 0.0)}, style-contrastive {train_cfg.ge
 k per batch {f"1..{train_cfg['k_max']}" if train_cfg.get("k_max") else train_cfg["k"]} |
 | steps | {shipped_step or log.get("step", "?")} iterations (generator updated every {train_cfg["g_every"]}) |
 | wall time | {minutes:.1f} minutes |
-| hardware | {platform.machine()}, {os.cpu_count()} CPU cores, no GPU (shared with other work while training) |
+| hardware | {platform.machine()}, {os.cpu_count()} CPU cores (shared with other work while training){gpu_leg} |
 | final losses | {", ".join(f"{k} {float(v):.3f}" for k, v in log.items() if k not in ("step", "minutes") and v)} |
 | CER of generated words (run's own recognizer) | val (seen writers) {ev.get("cer_val", "?")}, \
 test (unseen writers) {ev.get("cer_test", "?")} |
