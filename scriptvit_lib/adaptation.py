@@ -42,6 +42,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from .attention import _ids
 from .charset import Charset
 from .config import ScriptViTConfig
 from .errors import UserError
@@ -87,12 +88,10 @@ def _targets(words: Sequence[np.ndarray], texts: Sequence[str], charset: Charset
     if bad or not all(texts):
         raise UserError(f"every style word needs a non-empty text the model can write; unknown: {bad}")
     widths = torch.tensor([w.shape[1] for w in words])
-    lengths = torch.tensor([len(t) for t in texts])
     target = torch.ones(len(words), 1, words[0].shape[0], int(widths.max()))
-    ids = torch.zeros(len(words), int(lengths.max()), dtype=torch.long)
-    for i, (w, t) in enumerate(zip(words, texts)):
+    for i, w in enumerate(words):
         target[i, :, :, : w.shape[1]] = to_tensor_image(w)
-        ids[i, : len(t)] = torch.tensor(charset.encode(t))
+    ids, lengths = _ids(texts, charset)
     return target, widths, ids, lengths
 
 
@@ -163,10 +162,7 @@ class _Anchor:
         from .losses import ctc_loss
 
         texts = [self._vocab[int(i)] for i in self.rng.integers(0, len(self._vocab), self.n)]
-        lengths = torch.tensor([len(t) for t in texts], device=self.device)
-        ids = torch.zeros(self.n, int(lengths.max()), dtype=torch.long, device=self.device)
-        for i, t in enumerate(texts):
-            ids[i, : len(t)] = torch.tensor(self.cs.encode(t))
+        ids, lengths = (t.to(self.device) for t in _ids(texts, self.cs))
         mem = StyleMemory(memory.tokens.expand(self.n, -1, -1), memory.pad_mask.expand(self.n, -1), None)
         fake, fake_w = g.write(mem, ids, lengths)
         fake = fake[..., : max(16, int(fake_w.max()))]
