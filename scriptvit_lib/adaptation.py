@@ -110,7 +110,9 @@ def reconstruction_l1(
         )
         widths = model.output_widths(lengths)
     w = min(fake.shape[-1], target.shape[-1])
-    inside = (torch.arange(w)[None, :] < widths[:, None]).to(fake.dtype)[:, None, None, :]  # [K,1,1,W]
+    inside = (torch.arange(w, device=fake.device)[None, :] < widths[:, None]).to(fake.dtype)[
+        :, None, None, :
+    ]  # [K,1,1,W]
     diff = ((fake[..., :w] - target[..., :w]).abs() * inside).flatten(1).sum(1)
     return (diff / (fake.shape[-2] * widths.clamp_min(1))).mean()
 

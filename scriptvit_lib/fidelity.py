@@ -137,18 +137,34 @@ def nearest_centroid_top1(
     return float((d.argmin(1) == y).mean())
 
 
-def style_memory(model: ScriptViT, pool: WordSet, writer: str, k: int, seed: int, *, images: bool = False):
-    """The memory of k style words of `writer` drawn from `pool` (the same for the same seed);
-    with `images`, also those k words as uint8 images."""
+def _encoded_draw(model: ScriptViT, pool: WordSet, writer: str, k: int, seed: int):
+    """k style words of `writer` drawn from `pool` (the same for the same seed) -> (the drawn
+    WordSamples, their collated batch, their memory); eval mode, so one draw is one memory."""
     model.eval()
     words = pool.subset(writers=[writer])
     ds = StyleWordDataset(words, k=k, style_size=model.config.style_size, style_pool=words, seed=seed)
-    b = collate_style_batch([ds[0]])
+    item = ds[0]
+    b = collate_style_batch([item])
     with torch.no_grad():
         memory = model.encode_style(b.style, b.style_widths)
+    return [words[j] for j in item["style_index"]], b, memory
+
+
+def style_memory(model: ScriptViT, pool: WordSet, writer: str, k: int, seed: int, *, images: bool = False):
+    """The memory of k style words of `writer` drawn from `pool` (the same for the same seed);
+    with `images`, also those k words as uint8 images."""
+    _, b, memory = _encoded_draw(model, pool, writer, k, seed)
     if not images:
         return memory
     return memory, to_uint8(b.style[0], b.style_widths[0])
+
+
+def _adapted(model: ScriptViT, chosen: Sequence[WordSample], memory: StyleMemory, adapt: AdaptConfig | None):
+    """(generator, memory) to write with: the one-pass pair, or the pair adapted to `chosen`."""
+    if adapt is None or adapt.steps == 0:
+        return model, memory
+    g, adapted, _ = adapt_to(model, [s.image for s in chosen], [s.text for s in chosen], adapt, memory=memory)
+    return g, adapted
 
 
 def writer_generator(
@@ -157,18 +173,8 @@ def writer_generator(
     """The generator and memory to write for `writer` from k of its words in `pool` (the draw of
     `style_memory`): (model, memory, memory) one-pass; with `adapt`, (adapted generator, adapted
     memory, the one-pass memory)."""
-    model.eval()  # (dropout off: the same draw gives the same memory)
-    words = pool.subset(writers=[writer])
-    ds = StyleWordDataset(words, k=k, style_size=model.config.style_size, style_pool=words, seed=seed)
-    item = ds[0]
-    b = collate_style_batch([item])
-    with torch.no_grad():
-        memory = model.encode_style(b.style, b.style_widths)
-    if adapt is None or adapt.steps == 0:
-        return model, memory, memory
-    chosen = [words[j] for j in item["style_index"]]
-    g, adapted, _ = adapt_to(model, [s.image for s in chosen], [s.text for s in chosen], adapt, memory=memory)
-    return g, adapted, memory
+    chosen, _, memory = _encoded_draw(model, pool, writer, k, seed)
+    return (*_adapted(model, chosen, memory, adapt), memory)
 
 
 def write_per_writer(gens: dict[str, tuple[ScriptViT, StyleMemory]], targets: WordSet) -> list[np.ndarray]:
@@ -432,15 +438,15 @@ def fidelity_figure(
     mems = []
     first_texts = None
     for w in writers:
-        memory, style_images = style_memory(model, b, w, k, seed, images=True)
+        chosen, batch, memory = _encoded_draw(model, b, w, k, seed)
+        style_images = to_uint8(batch.style[0], batch.style_widths[0])
         mems.append(memory)
         targets = a.of_writer(w)[:words]
         texts = [s.text for s in targets]
         first_texts = first_texts or texts
         fake = write_texts(model, memory, texts)
         if adapt is not None and adapt.steps > 0:
-            g, adapted, _ = writer_generator(model, b, w, k, seed, adapt)
-            fake = fake + [bar] + write_texts(g, adapted, texts)
+            fake = fake + [bar] + write_texts(*_adapted(model, chosen, memory, adapt), texts)
         rows.append(_row(list(style_images) + [bar] + fake + [bar] + [s.image for s in targets], gap=6))
         labels.append(w)
     mean = write_texts(
