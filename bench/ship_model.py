@@ -42,21 +42,20 @@ def main() -> None:
     from scriptvit_lib.recognizer import Recognizer
     from scriptvit_lib.trainer import export_checkpoint, list_checkpoints, load_checkpoint
 
+    ckpt = args.checkpoint or (list_checkpoints(run / "checkpoints") or [None])[-1]
+    ck = load_checkpoint(ckpt) if ckpt is not None else None  # read once: ~100 MB
     if args.checkpoint is not None:
-        export_checkpoint(args.checkpoint, dest)
+        export_checkpoint(args.checkpoint, dest, ck=ck)
     else:
         for name in ("model.safetensors", "config.json"):
             shutil.copy2(run / "model" / name, dest / name)
-    ckpt = args.checkpoint or (list_checkpoints(run / "checkpoints") or [None])[-1]
-    if ckpt is not None:
-        ck = load_checkpoint(ckpt)
+    shipped_step = None
+    if ck is not None:
         r = Recognizer.from_config(ScriptViTConfig.from_dict(json.loads(ck["model_config"])))
         r.load_state_dict(ck["R"])
         save_recognizer(r, dest)
         shipped_step = ck["step"] if args.checkpoint is not None else None
         del ck
-    else:
-        shipped_step = None
     if (run / "writers.json").exists():  # the training writers, so demos can pick unseen ones
         trained = sorted(json.loads((run / "writers.json").read_text()))
         (dest / "training_writers.json").write_text(json.dumps(trained, indent=1) + "\n")

@@ -465,10 +465,11 @@ class Trainer:
         return path
 
 
-def export_checkpoint(path: str | Path, out_dir: str | Path) -> Path:
+def export_checkpoint(path: str | Path, out_dir: str | Path, ck: dict | None = None) -> Path:
     """A checkpoint's sampling generator (the EMA copy when there is one) -> `save_pretrained`
-    folder, e.g. to score a run at an earlier step than its end."""
-    ck = load_checkpoint(Path(path))
+    folder, e.g. to score a run at an earlier step than its end. `ck`: the checkpoint at `path`
+    when the caller has already read it (a checkpoint is ~100 MB)."""
+    ck = load_checkpoint(Path(path)) if ck is None else ck
     model = ScriptViT(ScriptViTConfig.from_dict(json.loads(ck["model_config"])))
     model.load_state_dict(ck["G_ema"] if "G_ema" in ck else ck["G"])
     return model.save_pretrained(out_dir, metadata={"step": ck["step"], "checkpoint": Path(path).name})
