@@ -157,12 +157,14 @@ def main() -> None:
     labels = args.labels or [str(r) for r in args.runs]
     for run, ck, label in zip(args.runs, cks, labels):
         writers = len(json.loads((run / "writers.json").read_text()))
-        step = int(load_checkpoint(ck)["step"])
+        state = load_checkpoint(ck)
+        step = int(state["step"])
         with open(run / "log.csv", newline="") as f:
             logged = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
         minutes = float(logged[-1]["minutes"]) if logged else 0.0
         with tempfile.TemporaryDirectory() as tmp:
-            model = ScriptViT.from_pretrained(export_checkpoint(ck, tmp))
+            model = ScriptViT.from_pretrained(export_checkpoint(ck, tmp, ck=state))
+        del state
         result, _ = style_fidelity(model, data, judges, n_per_writer=args.n_per_writer, progress=False)
         row = {
             "run": label,
