@@ -25,7 +25,12 @@ sys.path.insert(0, str(ROOT))
 from scriptvit_lib.adaptation import WHAT, AdaptConfig, load_recognizer  # noqa: E402
 from scriptvit_lib.data import load_data  # noqa: E402
 from scriptvit_lib.features import judges_for, load_judges  # noqa: E402
-from scriptvit_lib.fidelity import fidelity_figure, style_fidelity  # noqa: E402
+from scriptvit_lib.fidelity import (  # noqa: E402
+    fidelity_figure,
+    per_writer_correlations,
+    per_writer_figure,
+    style_fidelity,
+)
 from scriptvit_lib.generator import ScriptViT  # noqa: E402
 
 ROWS = (
@@ -86,6 +91,31 @@ def markdown(result: dict) -> str:
         f"same text, two writers vs two draws of one: {d['between_writers']:.3f} / {d['within_writer']:.3f} "
         f"= {d['ratio']:.2f} | {ok(t['5_style_matters']['pass'])} |",
     ]
+    if per := result.get("per_writer"):
+        rho = per_writer_correlations(per)
+        lines += [
+            "",
+            "## Per writer (attribution by the judges' embedding; worst first)",
+            "",
+            f"Spearman over writers, model attribution vs: floor {rho['floor']:+.2f}, novelty "
+            f"{rho['novelty']:+.2f}, nearest-writer baseline {rho['nearest_baseline']:+.2f}. Novelty = cosine "
+            "distance of the writer's real words (judges' embedding) to the closest training writer.",
+            "",
+            "| writer | model | floor | nearest baseline | model words most often given to | novelty | "
+            "closest training writer |",
+            "|---|---:|---:|---:|---|---:|---|",
+        ]
+        for w in sorted(per, key=lambda w: (per[w]["model"], w)):
+            p = per[w]
+            conf = (
+                f"{p['model_confused_with']} ({p['model_confused_share']:.2f})"
+                if p["model_confused_with"]
+                else "–"
+            )
+            lines.append(
+                f"| {w} | {p['model']:.2f} | {p['floor']:.2f} | {p['nearest_baseline']:.2f} | {conf} "
+                f"| {p['novelty']:.3f} | {p['nearest_training_writer']} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -103,6 +133,7 @@ def main() -> None:
     ap.add_argument("--name", default=None, help="result file name (default: the model folder's name)")
     ap.add_argument("--out", default=str(ROOT / "results" / "style_fidelity"))
     ap.add_argument("--figure", default=None, help="also draw the figure (rows = unseen writers) here")
+    ap.add_argument("--per-writer-figure", default=None, help="also draw attribution per writer here")
     ap.add_argument(
         "--adapt-steps", type=int, default=0, help="test-time adaptation steps per writer (0 = one pass)"
     )
@@ -154,6 +185,9 @@ def main() -> None:
                         f"{'(one pass | adapted) ' if adapt else ''}| real (same words); "
                         "last row: mean style")  # fmt: skip
         print(f"wrote {args.figure}")
+    if args.per_writer_figure:
+        per_writer_figure(result, args.per_writer_figure, title=f"{name}: attribution per unseen writer")
+        print(f"wrote {args.per_writer_figure}")
     print(f"wrote {out / name}.json/.md in {result['seconds']} s")
 
 

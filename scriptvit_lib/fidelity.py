@@ -44,7 +44,7 @@ from .adaptation import adapt as adapt_to
 from .evaluate import compare, generate, halves, measure
 from .features import Judges
 from .generator import ScriptViT
-from .metrics import cer
+from .metrics import cer, retrieval_predictions
 from .monitor import to_uint8
 from .sampler import StyleWordDataset, collate_style_batch
 from .style_encoder import StyleMemory
@@ -269,6 +269,25 @@ def _scores(
     }
 
 
+def per_writer_attribution(ref: dict, cand: dict) -> dict[str, dict]:
+    """For each writer of `cand`: the share of its words the judges' embedding attributes to it
+    (`top1`; their mean over writers is `attribution_learned` when every writer has as many
+    words) and the writer its misattributed words go to most often (`confused_with`, with the
+    share of all its words that went there). `ref`/`cand`: `measure` outputs plus "writers"."""
+    pred = retrieval_predictions(cand["embedding"], cand["writers"], ref["embedding"], ref["writers"])
+    out = {}
+    for w in sorted(set(cand["writers"])):
+        got = [p for p, q in zip(pred, cand["writers"]) if q == w]
+        wrong = [p for p in got if p != w]
+        top = max(set(wrong), key=lambda x: (wrong.count(x), x)) if wrong else None
+        out[w] = {
+            "top1": float(np.mean([p == w for p in got])),
+            "confused_with": top,
+            "confused_share": wrong.count(top) / len(got) if wrong else 0.0,
+        }
+    return out
+
+
 def style_fidelity(
     model: ScriptViT,
     data: dict[str, WordSet],
@@ -325,10 +344,12 @@ def style_fidelity(
     cents = torch.stack(cents)
     b_emb = F.normalize(judges.embed([s.image for s in b]).double(), dim=1)
     bw = np.array([s.writer for s in b])
-    nearest = {}
+    nearest, novelty = {}, {}
     for w in writers:
         c = F.normalize(b_emb[torch.from_numpy(bw == w)].mean(0), dim=0)
-        nearest[w] = t_names[int((cents @ c).argmax())]
+        sims = cents @ c
+        nearest[w] = t_names[int(sims.argmax())]
+        novelty[w] = float(1 - sims.max())  # cosine distance to the closest training writer
     images["nearest"] = generate(
         model, _relabel(a, nearest), train, k=k, seed=seed, progress=progress, desc="nearest"
     )
@@ -346,6 +367,19 @@ def style_fidelity(
     rows = {
         name: _scores(ref, measured[name], judges, seed, ref["stats"], measured[name]["stats"], sharp_ref)
         for name in ("model", "mean", "nearest", "floor") + (("one_pass",) if "one_pass" in images else ())
+    }
+    per = {name: per_writer_attribution(ref, measured[name]) for name in ("model", "nearest", "floor")}
+    per_writer = {
+        w: {
+            "model": per["model"][w]["top1"],
+            "floor": per["floor"][w]["top1"],
+            "nearest_baseline": per["nearest"][w]["top1"],
+            "model_confused_with": per["model"][w]["confused_with"],
+            "model_confused_share": per["model"][w]["confused_share"],
+            "nearest_training_writer": nearest[w],
+            "novelty": novelty[w],
+        }
+        for w in writers
     }
     dist_writers = writers[: min(len(writers), 8)]
     common = sorted({s.text for s in a if len(s.text) >= 3})[:distinct_texts] or texts[:distinct_texts]
@@ -407,6 +441,7 @@ def style_fidelity(
         else {"steps": adapt.steps, "lr": adapt.lr, "what": adapt.what, "w_ctc": adapt.w_ctc},
         "cer_real": cer(ref["read"], ref["texts"]),
         "nearest_training_writer": nearest,
+        "per_writer": per_writer,
         "rows": rows,
         "targets": targets,
     }, {"images": images, "a": a, "b": b}
@@ -466,6 +501,62 @@ def fidelity_figure(
     axes[0].set_title(
         title or f"unseen writers: {k} style words | generated | real (same words); last row: mean style",
         fontsize=8,
+    )
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def per_writer_correlations(per_writer: dict[str, dict]) -> dict[str, float]:
+    """Spearman rank correlations over writers of the model's attribution with how hard the
+    writer is to tell apart from real words (`floor`) and with how far the writer is from every
+    training writer (`novelty`): which hands does the model fail, and why?"""
+    from scipy.stats import spearmanr
+
+    ws = sorted(per_writer)
+    model = [per_writer[w]["model"] for w in ws]
+    out = {}
+    for key in ("floor", "novelty", "nearest_baseline"):
+        other = [per_writer[w][key] for w in ws]
+        rho = spearmanr(model, other).statistic if len(ws) > 2 and len(set(other)) > 1 else float("nan")
+        out[key] = float(rho)
+    return out
+
+
+def per_writer_figure(result: dict, path=None, title: str | None = None):
+    """Left: each unseen writer's attribution (model bar; real-vs-real floor and the nearest-
+    training-writer baseline as markers), sorted. Right: the model's attribution against the
+    writer's novelty (cosine distance of its real words to the closest training writer)."""
+    import matplotlib.pyplot as plt
+
+    per = result["per_writer"]
+    ws = sorted(per, key=lambda w: (per[w]["model"], w))
+    y = np.arange(len(ws))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 0.2 * len(ws) + 1.6), width_ratios=(3, 2))
+    ax.barh(y, [per[w]["model"] for w in ws], color="C0", label="model")
+    ax.plot([per[w]["floor"] for w in ws], y, "k|", ms=9, mew=2, label="real-vs-real floor")
+    ax.plot(
+        [per[w]["nearest_baseline"] for w in ws], y, "^", color="C2", ms=4, label="nearest training writer"
+    )
+    ax.set_yticks(y, ws, fontsize=6)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of the writer's generated words attributed to it (judges)")
+    ax.legend(fontsize=6, loc="lower right")
+    rho = per_writer_correlations(per)
+    ax2.scatter([per[w]["novelty"] for w in ws], [per[w]["model"] for w in ws], s=10)
+    for w in ws:
+        ax2.annotate(
+            w, (per[w]["novelty"], per[w]["model"]), fontsize=5, xytext=(2, 1), textcoords="offset points"
+        )
+    ax2.set_xlabel("novelty: cosine distance to the closest training writer")
+    ax2.set_ylabel("model attribution")
+    ax2.set_title(f"Spearman: novelty {rho['novelty']:+.2f}, floor {rho['floor']:+.2f}", fontsize=8)
+    fig.suptitle(
+        title
+        or f"{result.get('model', 'model')}: attribution per unseen writer "
+        f"(mean {result['rows']['model']['attribution_learned']:.3f})",
+        fontsize=9,
     )
     fig.tight_layout()
     if path is not None:

@@ -261,17 +261,15 @@ def writer_accuracy(logits: torch.Tensor, writers: Sequence[str], classes: Seque
     return float((logits.argmax(1) == y).float().mean())
 
 
-def retrieval_top1(
+def retrieval_predictions(
     query: torch.Tensor,
     query_writers: Sequence[str],
     reference: torch.Tensor,
     reference_writers: Sequence[str],
-) -> float:
-    """Style retrieval: share of query words whose nearest writer centroid is their own writer.
-
-    centroid_w = mean of the L2-normalised reference embeddings of writer w (its held-out real
-    words); nearest = largest cosine similarity, among the writers of `reference`.
-    """
+) -> list[str]:
+    """The writer each query word is attributed to: the writer whose centroid (mean of the
+    L2-normalised reference embeddings of that writer, its held-out real words) has the largest
+    cosine similarity, among the writers of `reference`."""
     names = sorted(set(reference_writers))
     if any(w not in names for w in query_writers):
         raise ValueError("every query writer needs reference words")
@@ -279,5 +277,16 @@ def retrieval_top1(
     rw = np.array(reference_writers)
     centroids = F.normalize(torch.stack([ref[torch.from_numpy(rw == w)].mean(0) for w in names]), dim=1)
     sims = F.normalize(query.double(), dim=1) @ centroids.T  # [N, writers]
-    y = torch.tensor([names.index(w) for w in query_writers])
-    return float((sims.argmax(1) == y).double().mean())
+    return [names[int(i)] for i in sims.argmax(1)]
+
+
+def retrieval_top1(
+    query: torch.Tensor,
+    query_writers: Sequence[str],
+    reference: torch.Tensor,
+    reference_writers: Sequence[str],
+) -> float:
+    """Style retrieval: share of query words whose nearest writer centroid is their own writer
+    (`retrieval_predictions`)."""
+    pred = retrieval_predictions(query, query_writers, reference, reference_writers)
+    return float(np.mean([p == w for p, w in zip(pred, query_writers)]))

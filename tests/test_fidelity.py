@@ -17,6 +17,9 @@ from scriptvit_lib.features import JudgeConfig, train_judges
 from scriptvit_lib.fidelity import (
     mean_memory,
     nearest_centroid_top1,
+    per_writer_attribution,
+    per_writer_correlations,
+    per_writer_figure,
     sharpness,
     style_fidelity,
     style_memory,
@@ -24,6 +27,7 @@ from scriptvit_lib.fidelity import (
     write_texts,
 )
 from scriptvit_lib.generator import ScriptViT
+from scriptvit_lib.metrics import retrieval_top1
 
 ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
@@ -97,3 +101,38 @@ def test_style_fidelity_reports_targets_floors_and_baselines(data, tmp_path):
     assert not result["targets"]["3_sharpness"]["pass"]  # an untrained model writes noise, not strokes
     assert set(result["nearest_training_writer"].values()) <= set(data["train"].writers)
     assert len(extra["images"]["model"]) == len(extra["a"]) == result["words_per_set"]
+    per = result["per_writer"]
+    assert set(per) == set(extra["a"].writers)
+    # every writer has as many words in A: the per-writer shares average to the overall one
+    for row in ("model", "floor"):
+        assert np.mean([p[row] for p in per.values()]) == pytest.approx(
+            result["rows"][row]["attribution_learned"]
+        )
+    assert all(0 <= p["novelty"] <= 2 for p in per.values())
+    per_writer_figure(result, tmp_path / "per_writer.png")
+    assert (tmp_path / "per_writer.png").stat().st_size > 10_000
+
+
+def test_per_writer_attribution_names_who_words_are_mistaken_for():
+    # writer "a"'s words all sit on "b"'s centroid; "b" and "c" are attributed correctly
+    e = {"a": [1.0, 0.0, 0.0], "b": [0.0, 1.0, 0.0], "c": [0.0, 0.0, 1.0]}
+    ref = {"embedding": torch.tensor([e[w] for w in "aabbcc"]), "writers": list("aabbcc")}
+    cand = {
+        "embedding": torch.tensor([e["b"], e["b"], e["a"], e["b"], e["c"], e["c"]]),
+        "writers": list("aabbcc"),
+    }
+    per = per_writer_attribution(ref, cand)
+    assert per["a"] == {"top1": 0.0, "confused_with": "b", "confused_share": 1.0}
+    assert per["b"]["top1"] == 0.5 and per["b"]["confused_with"] == "a"
+    assert per["c"] == {"top1": 1.0, "confused_with": None, "confused_share": 0.0}
+    # equal words per writer: the mean over writers is the overall attribution
+    overall = retrieval_top1(cand["embedding"], cand["writers"], ref["embedding"], ref["writers"])
+    assert np.mean([p["top1"] for p in per.values()]) == pytest.approx(overall)
+
+
+def test_per_writer_correlations_rank_writers():
+    per = {w: {"model": m, "floor": f, "novelty": n, "nearest_baseline": 0.1} for w, m, f, n in
+           [("a", 0.1, 0.5, 0.9), ("b", 0.4, 0.7, 0.5), ("c", 0.8, 0.9, 0.1)]}  # fmt: skip
+    rho = per_writer_correlations(per)
+    assert rho["floor"] == pytest.approx(1.0) and rho["novelty"] == pytest.approx(-1.0)
+    assert np.isnan(rho["nearest_baseline"])  # constant: undefined, not 0
