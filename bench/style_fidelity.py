@@ -101,9 +101,9 @@ def markdown(result: dict) -> str:
             f"{rho['novelty']:+.2f}, nearest-writer baseline {rho['nearest_baseline']:+.2f}. Novelty = cosine "
             "distance of the writer's real words (judges' embedding) to the closest training writer.",
             "",
-            "| writer | model | floor | nearest baseline | model words most often given to | novelty | "
-            "closest training writer |",
-            "|---|---:|---:|---:|---|---:|---|",
+            "| writer | model | floor | nearest baseline | model words most often given to | HWD model / floor "
+            "| novelty | closest training writer |",
+            "|---|---:|---:|---:|---|---:|---:|---|",
         ]
         for w in sorted(per, key=lambda w: (per[w]["model"], w)):
             p = per[w]
@@ -114,7 +114,7 @@ def markdown(result: dict) -> str:
             )
             lines.append(
                 f"| {w} | {p['model']:.2f} | {p['floor']:.2f} | {p['nearest_baseline']:.2f} | {conf} "
-                f"| {p['novelty']:.3f} | {p['nearest_training_writer']} |"
+                f"| {p['hwd_model']:.1f} / {p['hwd_floor']:.1f} | {p['novelty']:.3f} | {p['nearest_training_writer']} |"
             )
     return "\n".join(lines) + "\n"
 

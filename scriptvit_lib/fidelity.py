@@ -44,7 +44,7 @@ from .adaptation import adapt as adapt_to
 from .evaluate import compare, generate, halves, measure
 from .features import Judges
 from .generator import ScriptViT
-from .metrics import cer, retrieval_predictions
+from .metrics import cer, hwd_per_writer, retrieval_predictions, tokens_by_writer
 from .monitor import to_uint8
 from .sampler import StyleWordDataset, collate_style_batch
 from .style_encoder import StyleMemory
@@ -369,6 +369,13 @@ def style_fidelity(
         for name in ("model", "mean", "nearest", "floor") + (("one_pass",) if "one_pass" in images else ())
     }
     per = {name: per_writer_attribution(ref, measured[name]) for name in ("model", "nearest", "floor")}
+    ref_tokens = tokens_by_writer(ref["tokens"], ref["writers"])
+    hwd_w = {
+        name: hwd_per_writer(
+            ref_tokens, tokens_by_writer(measured[name]["tokens"], measured[name]["writers"])
+        )
+        for name in ("model", "floor")
+    }
     per_writer = {
         w: {
             "model": per["model"][w]["top1"],
@@ -378,6 +385,8 @@ def style_fidelity(
             "model_confused_share": per["model"][w]["confused_share"],
             "nearest_training_writer": nearest[w],
             "novelty": novelty[w],
+            "hwd_model": hwd_w["model"][w],
+            "hwd_floor": hwd_w["floor"][w],
         }
         for w in writers
     }

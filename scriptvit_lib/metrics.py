@@ -194,11 +194,18 @@ def hwd(real: dict[str, torch.Tensor], fake: dict[str, torch.Tensor]) -> float:
     tokens: one per 32-px column of each word (`hwd_prepare`d), from a conv backbone without
     a pooling head; the mean of writer w is over all its tokens, of all its words.
     """
+    return float(np.mean(list(hwd_per_writer(real, fake).values())))
+
+
+def hwd_per_writer(real: dict[str, torch.Tensor], fake: dict[str, torch.Tensor]) -> dict[str, float]:
+    """`hwd`'s terms: writer -> || mean(tokens of fake_w) - mean(tokens of real_w) ||_2."""
     common = sorted(set(real) & set(fake))
     if not common:
         raise ValueError("HWD compares the same writers: the two sets share none")
-    dists = [torch.linalg.vector_norm(real[w].double().mean(0) - fake[w].double().mean(0)) for w in common]
-    return float(torch.stack(dists).mean())
+    return {
+        w: float(torch.linalg.vector_norm(real[w].double().mean(0) - fake[w].double().mean(0)))
+        for w in common
+    }
 
 
 class VGG16Tokens:

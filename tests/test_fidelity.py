@@ -38,6 +38,17 @@ def data():
     return mini_dataset(ROOT / "data" / "fonts-mini", words_per_writer=40)
 
 
+def _bench_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_style_fidelity", ROOT / "bench" / "style_fidelity.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def blur3(im: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(im).filter(ImageFilter.BoxBlur(1)))  # 3x3 box
 
@@ -109,6 +120,12 @@ def test_style_fidelity_reports_targets_floors_and_baselines(data, tmp_path):
             result["rows"][row]["attribution_learned"]
         )
     assert all(0 <= p["novelty"] <= 2 for p in per.values())
+    for row in ("model", "floor"):  # HWD is the mean of its per-writer terms
+        assert np.mean([p[f"hwd_{row}"] for p in per.values()]) == pytest.approx(result["rows"][row]["hwd"])
+    bench = _bench_module()
+    md = bench.markdown({"model": "tiny", "data": "mini", **result})
+    assert "| 1 attribution |" in md and "## Per writer" in md
+    assert sum(line.startswith(f"| {w} |") for line in md.splitlines() for w in per) == len(per)
     per_writer_figure(result, tmp_path / "per_writer.png")
     assert (tmp_path / "per_writer.png").stat().st_size > 10_000
 
