@@ -91,6 +91,15 @@ def markdown(result: dict) -> str:
         f"same text, two writers vs two draws of one: {d['between_writers']:.3f} / {d['within_writer']:.3f} "
         f"= {d['ratio']:.2f} | {ok(t['5_style_matters']['pass'])} |",
     ]
+    if sep := result.get("separability"):
+        lines += [
+            "",
+            f"**Style separability** (before any word is generated; {sep['writers']} writers, "
+            f"{sep['sets_per_writer']} disjoint sets of k = {sep['k']} real words each, leave-one-out nearest "
+            f"centroid, chance {sep['chance']:.3f}): the model's style memory {sep['memory_mean']:.3f} "
+            f"(token mean) / {sep['memory_mean_std']:.3f} (mean and std); the judges' embedding "
+            f"{sep['judges']:.3f}.",
+        ]
     if per := result.get("per_writer"):
         rho = per_writer_correlations(per)
         lines += [

@@ -46,7 +46,7 @@ from .features import Judges
 from .generator import ScriptViT
 from .metrics import cer, hwd_per_writer, retrieval_predictions, tokens_by_writer
 from .monitor import to_uint8
-from .sampler import StyleWordDataset, collate_style_batch
+from .sampler import StyleWordDataset, collate_style_batch, place_on_canvas
 from .style_encoder import StyleMemory
 from .words import WordSample, WordSet
 
@@ -288,6 +288,71 @@ def per_writer_attribution(ref: dict, cand: dict) -> dict[str, dict]:
     return out
 
 
+def loo_top1(features: torch.Tensor, labels: Sequence[str]) -> float:
+    """Leave-one-out nearest-centroid accuracy: each row is attributed to the writer whose
+    centroid (of the other rows; its own writer's without it) is most cosine-similar, after
+    centring all rows on their mean."""
+    x = features.double()
+    x = F.normalize(x - x.mean(0), dim=1)
+    names = sorted(set(labels))
+    y = torch.tensor([names.index(w) for w in labels])
+    onehot = F.one_hot(y, len(names)).double()  # [N, W]
+    sums, counts = onehot.T @ x, onehot.sum(0)  # [W, D], [W]
+    if counts.min() < 2:
+        raise ValueError("leave-one-out needs >= 2 rows per writer")
+    cents = sums.unsqueeze(0).repeat(len(x), 1, 1)  # [N, W, D]
+    cents[torch.arange(len(x)), y] -= x
+    cnt = counts.unsqueeze(0).repeat(len(x), 1)
+    cnt[torch.arange(len(x)), y] -= 1
+    sims = torch.einsum("nd,nwd->nw", x, F.normalize(cents / cnt.unsqueeze(-1), dim=2))
+    return float((sims.argmax(1) == y).double().mean())
+
+
+def style_separability(
+    model: ScriptViT, pool: WordSet, judges: Judges, *, k: int = 5, draws: int = 8, seed: int = 0
+) -> dict:
+    """How well k style words identify their writer, before any word is generated: each writer's
+    words in `pool` are split into up to `draws` disjoint sets of k; each set is described by
+    (a) the style memory the model's encoder makes of it (mean of its tokens; and mean and
+    standard deviation), (b) the judges' embedding (mean over its k words). Leave-one-out
+    nearest-centroid accuracy among the pool's writers (`loo_top1`) of each: if the memory
+    separates the writers as well as the judges do, what the generator loses is lost after the
+    encoder (fusion, synthesis); if not, the encoder is the bottleneck."""
+    model.eval()
+    rng = np.random.default_rng(seed)
+    mem_mean, mem_std, judge, labels = [], [], [], []
+    n_draws = None
+    for w in sorted(pool.writers):
+        idx = rng.permutation(pool.indices_of(w))
+        n = min(draws, len(idx) // k)
+        if n < 2:
+            raise ValueError(f"writer {w!r} has {len(idx)} words: separability needs >= {2 * k}")
+        n_draws = n if n_draws is None else min(n_draws, n)
+        sets = [idx[d * k : (d + 1) * k] for d in range(n)]
+        placed = [[place_on_canvas(pool[int(j)].image, model.config.style_size) for j in st] for st in sets]
+        style = torch.stack([torch.stack([c for c, _ in p]) for p in placed])  # [n, k, 1, H, W]
+        widths = torch.tensor([[wd for _, wd in p] for p in placed])
+        with torch.no_grad():
+            memory = model.encode_style(style, widths)
+        keep = (~memory.pad_mask).unsqueeze(-1).to(memory.tokens.dtype)
+        mean = memory.pooled()
+        var = ((memory.tokens - mean.unsqueeze(1)) ** 2 * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+        mem_mean.append(mean)
+        mem_std.append(torch.cat([mean, var.sqrt()], dim=1))
+        for st in sets:
+            judge.append(F.normalize(judges.embed([pool[int(j)].image for j in st]).double(), dim=1).mean(0))
+        labels += [w] * n
+    return {
+        "memory_mean": loo_top1(torch.cat(mem_mean), labels),
+        "memory_mean_std": loo_top1(torch.cat(mem_std), labels),
+        "judges": loo_top1(torch.stack(judge), labels),
+        "chance": 1 / len(pool.writers),
+        "writers": len(pool.writers),
+        "k": k,
+        "sets_per_writer": n_draws,
+    }
+
+
 def style_fidelity(
     model: ScriptViT,
     data: dict[str, WordSet],
@@ -451,6 +516,9 @@ def style_fidelity(
         "cer_real": cer(ref["read"], ref["texts"]),
         "nearest_training_writer": nearest,
         "per_writer": per_writer,
+        "separability": style_separability(model, test, judges, k=k, seed=seed)
+        if all(len(test.indices_of(w)) >= 2 * k for w in writers)
+        else None,  # (too few words per writer for two disjoint sets of k)
         "rows": rows,
         "targets": targets,
     }, {"images": images, "a": a, "b": b}

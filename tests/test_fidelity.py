@@ -15,6 +15,7 @@ from scriptvit_lib.data import mini_dataset
 from scriptvit_lib.evaluate import halves
 from scriptvit_lib.features import JudgeConfig, train_judges
 from scriptvit_lib.fidelity import (
+    loo_top1,
     mean_memory,
     nearest_centroid_top1,
     per_writer_attribution,
@@ -122,6 +123,9 @@ def test_style_fidelity_reports_targets_floors_and_baselines(data, tmp_path):
     assert all(0 <= p["novelty"] <= 2 for p in per.values())
     for row in ("model", "floor"):  # HWD is the mean of its per-writer terms
         assert np.mean([p[f"hwd_{row}"] for p in per.values()]) == pytest.approx(result["rows"][row]["hwd"])
+    sep = result["separability"]
+    assert sep["sets_per_writer"] == 8 and sep["writers"] == len(per)
+    assert all(0 <= sep[key] <= 1 for key in ("memory_mean", "memory_mean_std", "judges"))
     bench = _bench_module()
     md = bench.markdown({"model": "tiny", "data": "mini", **result})
     assert "| 1 attribution |" in md and "## Per writer" in md
@@ -153,3 +157,17 @@ def test_per_writer_correlations_rank_writers():
     rho = per_writer_correlations(per)
     assert rho["floor"] == pytest.approx(1.0) and rho["novelty"] == pytest.approx(-1.0)
     assert np.isnan(rho["nearest_baseline"])  # constant: undefined, not 0
+
+
+def test_loo_top1_leaves_each_row_out_of_its_own_centroid():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 16, generator=g) * 5
+    labels = [w for w in "abcd" for _ in range(5)]
+    tight = torch.stack([centres["abcd".index(w)] for w in labels]) + 0.1 * torch.randn(20, 16, generator=g)
+    assert loo_top1(tight, labels) == 1.0
+    # pure noise: no writer signal, so about chance (0.25) - never the 1.0 that counting a row in
+    # its own centroid would give with 2 rows per writer
+    noise = torch.randn(8, 16, generator=g)
+    assert loo_top1(noise, list("aabbccdd")) <= 0.5
+    with pytest.raises(ValueError, match=">= 2 rows"):
+        loo_top1(noise[:3], list("abb"))
