@@ -100,6 +100,15 @@ def markdown(result: dict) -> str:
             f"(token mean) / {sep['memory_mean_std']:.3f} (mean and std); the judges' embedding "
             f"{sep['judges']:.3f}.",
         ]
+    if geo := result.get("geometry"):
+        g = lambda n: f"{geo[n]['direction']:.3f} / {geo[n]['magnitude']:.3f} / {geo[n]['shift']:.3f}"  # noqa: E731
+        lines += [
+            "",
+            "**Centroid geometry** in the judges' embedding (each writer's centroid as its deviation from the "
+            "mean over writers, against the real words'; direction = mean cosine, magnitude = mean norm ratio, "
+            f"shift = distance of the means / mean real deviation): model {g('model')}; nearest-writer "
+            f"baseline {g('nearest')}; real-vs-real floor {g('floor')}.",
+        ]
     if per := result.get("per_writer"):
         rho = per_writer_correlations(per)
         lines += [

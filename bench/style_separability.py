@@ -32,6 +32,8 @@ from scriptvit_lib.features import judges_for, load_judges  # noqa: E402
 from scriptvit_lib.fidelity import style_separability  # noqa: E402
 from scriptvit_lib.generator import ScriptViT  # noqa: E402
 
+CHAIN = ("fusion_output", "generated_raw_width", "generated")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,6 +46,7 @@ def main() -> None:
     )
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--draws", type=int, default=8)
+    ap.add_argument("--texts", type=int, default=8, help="texts each set writes (0: memory and judges only)")
     ap.add_argument("--name", default="separability")
     ap.add_argument("--out", default=str(ROOT / "results" / "style_fidelity"))
     args = ap.parse_args()
@@ -61,16 +64,27 @@ def main() -> None:
         models.insert(
             0, ("untrained", ScriptViT(models[-1][1].config), "random init, the last model's config")
         )
+    import numpy as np
+
+    pool = sorted({s.text for s in data["test"] if len(s.text) >= 3})
+    texts = (
+        [str(t) for t in np.random.default_rng(0).choice(pool, size=args.texts, replace=False)]
+        if args.texts
+        else []
+    )
     rows = []
     for lab, model, src in models:
-        r = style_separability(model, data["test"], judges, k=args.k, draws=args.draws)
+        r = style_separability(model, data["test"], judges, k=args.k, draws=args.draws, texts=texts)
         rows.append({"label": lab, "model": str(src), **r})
+        chain = "".join(f", {key} {r[key]:.3f}" for key in CHAIN if key in r)
         print(
-            f"{lab}: memory {r['memory_mean']:.3f} (mean+std {r['memory_mean_std']:.3f}), judges {r['judges']:.3f}"
+            f"{lab}: memory {r['memory_mean']:.3f} (mean+std {r['memory_mean_std']:.3f}){chain}, judges {r['judges']:.3f}"
         )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps({"data": args.data, "rows": rows}, indent=1) + "\n")
+    (out / f"{args.name}.json").write_text(
+        json.dumps({"data": args.data, "texts": texts, "rows": rows}, indent=1) + "\n"
+    )
     r0 = rows[0]
     md = [
         f"# Style separability on `{args.data}`",
@@ -78,11 +92,20 @@ def main() -> None:
         f"{r0['writers']} unseen writers, {r0['sets_per_writer']} disjoint sets of k = {r0['k']} real words each; "
         f"leave-one-out nearest centroid (chance {r0['chance']:.3f}).",
         "",
-        "| model | style memory (token mean) | style memory (mean + std) | judges' embedding |",
-        "|---|---:|---:|---:|",
+        f"Then each set's memory writes the same {len(texts)} texts ({', '.join(texts)}): the fusion decoder's "
+        "output (mean over characters and texts), and the judges' embedding of the words as synthesised "
+        "(16 px per character) and as finally written (resampled to the predicted width), each a mean over "
+        "the texts. Last column: the judges' embedding of the real sets themselves.",
+        "",
+        "| model | style memory (token mean) | (mean + std) | fusion output | generated, 16 px/char | generated "
+        "| real words (judges) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
+    fmt = lambda r, key: f"{r[key]:.3f}" if key in r else "–"  # noqa: E731
     md += [
-        f"| {r['label']} | {r['memory_mean']:.3f} | {r['memory_mean_std']:.3f} | {r['judges']:.3f} |"
+        f"| {r['label']} | {r['memory_mean']:.3f} | {r['memory_mean_std']:.3f} | "
+        + " | ".join(fmt(r, key) for key in CHAIN)
+        + f" | {r['judges']:.3f} |"
         for r in rows
     ]
     (out / f"{args.name}.md").write_text("\n".join(md) + "\n")

@@ -288,6 +288,28 @@ def per_writer_attribution(ref: dict, cand: dict) -> dict[str, dict]:
     return out
 
 
+def centroid_geometry(ref: dict, cand: dict) -> dict:
+    """Where a candidate set puts each writer, relative to where the real words put it, in the
+    judges' embedding: writer centroids (mean of L2-normalised word embeddings), each taken as
+    its deviation from the mean over writers. `direction`: mean cosine between a writer's
+    candidate and real deviation (1 = every writer moved the right way); `magnitude`: mean norm
+    ratio (< 1: writers pulled towards a common hand); `shift`: distance between the two means
+    over the mean real deviation (a difference every writer shares)."""
+    ws = sorted(set(cand["writers"]))
+
+    def cents(d: dict) -> torch.Tensor:
+        x, lab = F.normalize(d["embedding"].double(), dim=1), np.array(d["writers"])
+        return torch.stack([x[torch.from_numpy(lab == w)].mean(0) for w in ws])
+
+    c, r = cents(cand), cents(ref)
+    dc, dr = c - c.mean(0), r - r.mean(0)
+    return {
+        "direction": float(F.cosine_similarity(dc, dr, dim=1).mean()),
+        "magnitude": float((dc.norm(dim=1) / dr.norm(dim=1).clamp_min(1e-12)).mean()),
+        "shift": float((c.mean(0) - r.mean(0)).norm() / dr.norm(dim=1).mean().clamp_min(1e-12)),
+    }
+
+
 def loo_top1(features: torch.Tensor, labels: Sequence[str]) -> float:
     """Leave-one-out nearest-centroid accuracy: each row is attributed to the writer whose
     centroid (of the other rows; its own writer's without it) is most cosine-similar, after
@@ -309,7 +331,14 @@ def loo_top1(features: torch.Tensor, labels: Sequence[str]) -> float:
 
 
 def style_separability(
-    model: ScriptViT, pool: WordSet, judges: Judges, *, k: int = 5, draws: int = 8, seed: int = 0
+    model: ScriptViT,
+    pool: WordSet,
+    judges: Judges,
+    *,
+    k: int = 5,
+    draws: int = 8,
+    seed: int = 0,
+    texts: Sequence[str] = (),
 ) -> dict:
     """How well k style words identify their writer, before any word is generated: each writer's
     words in `pool` are split into up to `draws` disjoint sets of k; each set is described by
@@ -321,30 +350,76 @@ def style_separability(
     model.eval()
     rng = np.random.default_rng(seed)
     mem_mean, mem_std, judge, labels = [], [], [], []
+    fused, raw_emb, final_emb = [], [], []
+    if texts:
+        from .attention import _ids
+        from .charset import Charset
+
+        ids, lengths = _ids(list(texts), Charset())
+        char_mask = (
+            (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).unsqueeze(-1).float()
+        )  # [T, L, 1]
+        hidden = {}
+        hook = model.synthesis.register_forward_hook(lambda mod, args, out: hidden.update(h=args[0], raw=out))
     n_draws = None
-    for w in sorted(pool.writers):
-        idx = rng.permutation(pool.indices_of(w))
-        n = min(draws, len(idx) // k)
-        if n < 2:
-            raise ValueError(f"writer {w!r} has {len(idx)} words: separability needs >= {2 * k}")
-        n_draws = n if n_draws is None else min(n_draws, n)
-        sets = [idx[d * k : (d + 1) * k] for d in range(n)]
-        placed = [[place_on_canvas(pool[int(j)].image, model.config.style_size) for j in st] for st in sets]
-        style = torch.stack([torch.stack([c for c, _ in p]) for p in placed])  # [n, k, 1, H, W]
-        widths = torch.tensor([[wd for _, wd in p] for p in placed])
-        with torch.no_grad():
-            memory = model.encode_style(style, widths)
-        keep = (~memory.pad_mask).unsqueeze(-1).to(memory.tokens.dtype)
-        mean = memory.pooled()
-        var = ((memory.tokens - mean.unsqueeze(1)) ** 2 * keep).sum(1) / keep.sum(1).clamp_min(1.0)
-        mem_mean.append(mean)
-        mem_std.append(torch.cat([mean, var.sqrt()], dim=1))
-        for st in sets:
-            judge.append(F.normalize(judges.embed([pool[int(j)].image for j in st]).double(), dim=1).mean(0))
-        labels += [w] * n
+    try:
+        for w in sorted(pool.writers):
+            idx = rng.permutation(pool.indices_of(w))
+            n = min(draws, len(idx) // k)
+            if n < 2:
+                raise ValueError(f"writer {w!r} has {len(idx)} words: separability needs >= {2 * k}")
+            n_draws = n if n_draws is None else min(n_draws, n)
+            sets = [idx[d * k : (d + 1) * k] for d in range(n)]
+            placed = [
+                [place_on_canvas(pool[int(j)].image, model.config.style_size) for j in st] for st in sets
+            ]
+            style = torch.stack([torch.stack([c for c, _ in p]) for p in placed])  # [n, k, 1, H, W]
+            widths = torch.tensor([[wd for _, wd in p] for p in placed])
+            with torch.no_grad():
+                memory = model.encode_style(style, widths)
+            keep = (~memory.pad_mask).unsqueeze(-1).to(memory.tokens.dtype)
+            mean = memory.pooled()
+            var = ((memory.tokens - mean.unsqueeze(1)) ** 2 * keep).sum(1) / keep.sum(1).clamp_min(1.0)
+            mem_mean.append(mean)
+            mem_std.append(torch.cat([mean, var.sqrt()], dim=1))
+            for st in sets:
+                judge.append(
+                    F.normalize(judges.embed([pool[int(j)].image for j in st]).double(), dim=1).mean(0)
+                )
+            labels += [w] * n
+            for d in range(n if texts else 0):
+                mem_d = StyleMemory(
+                    memory.tokens[d : d + 1],
+                    memory.pad_mask[d : d + 1],
+                    None if memory.positions is None else memory.positions[d : d + 1],
+                )
+                with torch.no_grad():
+                    images, out_widths = model.write(mem_d, ids, lengths)
+                h, raw = (
+                    hidden["h"],
+                    hidden["raw"],
+                )  # the decoder output and synthesised words of this `write`
+                fused.append(((h * char_mask).sum(1) / char_mask.sum(1)).mean(0))
+                raw_words = to_uint8(raw, model.output_widths(lengths))
+                raw_emb.append(F.normalize(judges.embed(raw_words).double(), dim=1).mean(0))
+                final_emb.append(
+                    F.normalize(judges.embed(to_uint8(images, out_widths)).double(), dim=1).mean(0)
+                )
+    finally:
+        if texts:
+            hook.remove()
+    chain = {}
+    if texts:
+        chain = {
+            "fusion_output": loo_top1(torch.stack(fused), labels),
+            "generated_raw_width": loo_top1(torch.stack(raw_emb), labels),
+            "generated": loo_top1(torch.stack(final_emb), labels),
+            "texts": len(texts),
+        }
     return {
         "memory_mean": loo_top1(torch.cat(mem_mean), labels),
         "memory_mean_std": loo_top1(torch.cat(mem_std), labels),
+        **chain,
         "judges": loo_top1(torch.stack(judge), labels),
         "chance": 1 / len(pool.writers),
         "writers": len(pool.writers),
@@ -516,6 +591,7 @@ def style_fidelity(
         "cer_real": cer(ref["read"], ref["texts"]),
         "nearest_training_writer": nearest,
         "per_writer": per_writer,
+        "geometry": {name: centroid_geometry(ref, measured[name]) for name in ("model", "nearest", "floor")},
         "separability": style_separability(model, test, judges, k=k, seed=seed)
         if all(len(test.indices_of(w)) >= 2 * k for w in writers)
         else None,  # (too few words per writer for two disjoint sets of k)

@@ -15,6 +15,7 @@ from scriptvit_lib.data import mini_dataset
 from scriptvit_lib.evaluate import halves
 from scriptvit_lib.features import JudgeConfig, train_judges
 from scriptvit_lib.fidelity import (
+    centroid_geometry,
     loo_top1,
     mean_memory,
     nearest_centroid_top1,
@@ -24,6 +25,7 @@ from scriptvit_lib.fidelity import (
     sharpness,
     style_fidelity,
     style_memory,
+    style_separability,
     style_statistics,
     write_texts,
 )
@@ -123,6 +125,10 @@ def test_style_fidelity_reports_targets_floors_and_baselines(data, tmp_path):
     assert all(0 <= p["novelty"] <= 2 for p in per.values())
     for row in ("model", "floor"):  # HWD is the mean of its per-writer terms
         assert np.mean([p[f"hwd_{row}"] for p in per.values()]) == pytest.approx(result["rows"][row]["hwd"])
+    geo = result["geometry"]
+    assert (
+        geo["floor"]["direction"] > geo["model"]["direction"]
+    )  # real halves agree; an untrained model does not
     sep = result["separability"]
     assert sep["sets_per_writer"] == 8 and sep["writers"] == len(per)
     assert all(0 <= sep[key] <= 1 for key in ("memory_mean", "memory_mean_std", "judges"))
@@ -171,3 +177,30 @@ def test_loo_top1_leaves_each_row_out_of_its_own_centroid():
     assert loo_top1(noise, list("aabbccdd")) <= 0.5
     with pytest.raises(ValueError, match=">= 2 rows"):
         loo_top1(noise[:3], list("abb"))
+
+
+def test_centroid_geometry_tells_direction_from_shrinkage_and_shift():
+    g = torch.Generator().manual_seed(1)
+    centres = torch.randn(5, 32, generator=g)
+    labels = [w for w in "abcde" for _ in range(4)]
+    words = torch.stack([centres["abcde".index(w)] for w in labels]) + 0.01 * torch.randn(20, 32, generator=g)
+    ref = {"embedding": words, "writers": labels}
+    same = centroid_geometry(ref, {"embedding": words.clone(), "writers": labels})
+    assert same["direction"] == pytest.approx(1.0) and same["magnitude"] == pytest.approx(1.0)
+    assert same["shift"] == pytest.approx(0.0, abs=1e-9)
+    shuffled = centroid_geometry(ref, {"embedding": words, "writers": labels[4:] + labels[:4]})
+    assert shuffled["direction"] < 0.5  # every writer placed where another one is
+
+
+def test_style_separability_follows_the_style_down_the_generator(data, tmp_path):
+    torch.manual_seed(0)
+    model = ScriptViT(ScriptViTConfig.preset("tiny")).eval()
+    cfg = JudgeConfig(feat_ch=4, feat_dim=32, rec_ch=4, feat_steps=30, rec_steps=2)
+    judges = train_judges(data["train"], tmp_path, config=cfg, progress=False)
+    sep = style_separability(model, data["test"], judges, k=5, draws=3, texts=["ab", "hello"])
+    assert sep["sets_per_writer"] == 3 and sep["texts"] == 2
+    for key in ("memory_mean", "fusion_output", "generated_raw_width", "generated", "judges"):
+        assert 0 <= sep[key] <= 1
+    assert not model.synthesis._forward_hooks  # the probe is removed
+    with pytest.raises(ValueError, match="separability needs"):
+        style_separability(model, halves(data["test"], 4, 0)[0], judges, k=3)  # 4 words: < 2 sets of 3
