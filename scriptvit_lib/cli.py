@@ -41,14 +41,26 @@ def _data_build(args: argparse.Namespace) -> None:
     )
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """`--set FIELD=VALUE` items -> {field: value}: numbers, booleans and lists as JSON, anything
+    else (e.g. `width_mode=predicted`, `style_modulation=film`) as a string."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects FIELD=VALUE, got {item!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
 def _train(args: argparse.Namespace) -> None:
     from .data import load_data
     from .trainer import CheckpointError, TrainingDiverged, train, train_config_from_args
 
-    overrides = {}
-    for item in args.set or []:
-        key, _, value = item.partition("=")
-        overrides[key] = json.loads(value) if value[:1] in "[{0123456789-tfn" else value
+    overrides = parse_overrides(args.set or [])
     cfg = train_config_from_args(
         recipe=args.recipe,
         preset=args.preset,
@@ -77,6 +89,7 @@ def _train(args: argparse.Namespace) -> None:
         seed=args.seed,
         device=args.device,
         resume=args.resume,
+        init_from=args.init_from,
         ckpt_every_minutes=args.ckpt_every_minutes,
         ckpt_every_steps=args.ckpt_every_steps,
         sample_every=args.sample_every,
@@ -228,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=None)
     t.add_argument("--minutes", type=float, default=None)
     t.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    t.add_argument(
+        "--init-from",
+        default=None,
+        help="start a new run from this checkpoint's weights (fresh optimizers); "
+        "e.g. with --set style_modulation=film",
+    )
     for name, typ in [
         ("batch-size", int), ("k", int), ("k-max", int), ("lr", float), ("w-recon", float),
         ("pretrain-steps", int),

@@ -24,6 +24,7 @@ STYLE_ENCODERS = ("vit", "cnn")
 BLANK_MODES = ("keep", "mask", "drop")
 REC_HEADS = ("linear", "lstm")
 WIDTH_MODES = ("fixed", "predicted")
+STYLE_MODULATIONS = ("none", "film")
 
 
 @dataclass
@@ -76,6 +77,11 @@ class ScriptViTConfig:
     for style fidelity): the word is still synthesised at `char_width` px per character, then
     resampled to the writer's own width; px per character come from a small head on the
     pooled style memory, trained on the widths of real words (teacher widths in training)."""
+    style_modulation: str = "none"
+    """'none' (paper: the style reaches the synthesis only through cross-attention) or 'film'
+    (a library option): every instance norm of the synthesis network is followed by a FiLM
+    from the pooled style memory, x * (1 + gamma) + beta, initialised to the identity so a
+    trained 'none' model can be continued with it (`TrainConfig.init_from`)."""
     num_classes: int = 81
     """Character ids incl. blank/padding 0 (IAM charset: 80 + 1)."""
     # --- training networks --------------------------------------------------------------
@@ -108,6 +114,9 @@ class ScriptViTConfig:
         assert self.d_model % self.dec_heads == 0, "d_model must be divisible by dec_heads"
         assert self.char_width % 8 == 0, f"char_width {self.char_width} must be a multiple of 8"
         assert self.width_mode in WIDTH_MODES, f"width_mode must be one of {WIDTH_MODES}"
+        assert self.style_modulation in STYLE_MODULATIONS, (
+            f"style_modulation must be one of {STYLE_MODULATIONS}"
+        )
         assert self.img_height == 32, "the synthesis network makes 32-px images (4 x 8 upsampling)"
 
     # --- presets and (de)serialisation ----------------------------------------------------

@@ -75,6 +75,7 @@ class ScriptViT(nn.Module):
             channels=cfg.syn_channels,
             res_blocks=cfg.syn_res_blocks,
             char_width=cfg.char_width,
+            style_dim=cfg.d_model if cfg.style_modulation == "film" else 0,
         )
         self.width_head = WidthHead(cfg.d_model) if cfg.width_mode == "predicted" else None
 
@@ -111,7 +112,8 @@ class ScriptViT(nn.Module):
             queries, tokens, text_pad=text_pad, memory_pad=pad, return_attention=return_attention
         )
         h, attn = out if return_attention else (out, None)
-        images = self.synthesis(h, text_lengths)  # [B, 1, 32, char_width*L]
+        style = memory.pooled() if self.synthesis.film is not None else None  # [B or 1, D]
+        images = self.synthesis(h, text_lengths, style)  # [B, 1, 32, char_width*L]
         return (images, attn) if return_attention else images
 
     def forward(

@@ -40,12 +40,15 @@ class MaskedInstanceNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(1, channels, 1, 1))
         self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x [B, C, H, W], mask [B, 1, 1, W] -> [B, C, H, W], zero outside the mask."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, film: tuple | None = None) -> torch.Tensor:
+        """x [B, C, H, W], mask [B, 1, 1, W] -> [B, C, H, W], zero outside the mask.
+        film: optional (gamma, beta), each [B, C, 1, 1]: x * (1 + gamma) + beta after the norm."""
         n = mask.sum(dim=(2, 3), keepdim=True) * x.shape[2]  # valid pixels per sample
         mean = (x * mask).sum(dim=(2, 3), keepdim=True) / n  # [B, C, 1, 1]
         var = ((x - mean) ** 2 * mask).sum(dim=(2, 3), keepdim=True) / n
         x = (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        if film is not None:
+            x = x * (1 + film[0]) + film[1]
         return x * mask
 
 
@@ -58,9 +61,9 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
         self.norm1, self.norm2 = MaskedInstanceNorm(channels), MaskedInstanceNorm(channels)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.norm1(self.conv1(x), mask))
-        return x + self.norm2(self.conv2(h), mask)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, films: tuple = (None, None)) -> torch.Tensor:
+        h = F.relu(self.norm1(self.conv1(x), mask, films[0]))
+        return x + self.norm2(self.conv2(h), mask, films[1])
 
 
 class UpBlock(nn.Module):
@@ -71,14 +74,18 @@ class UpBlock(nn.Module):
         self.conv = nn.Conv2d(cin, cout, 5, padding=2)
         self.norm = MaskedInstanceNorm(cout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, film: tuple | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         x = F.interpolate(x, scale_factor=2, mode="nearest")
         mask = F.interpolate(mask, scale_factor=(1, 2), mode="nearest")  # [B, 1, 1, 2W]
-        return F.relu(self.norm(self.conv(x), mask)), mask
+        return F.relu(self.norm(self.conv(x), mask, film)), mask
 
 
 class SynthesisNetwork(nn.Module):
-    def __init__(self, *, in_dim: int, channels: int, res_blocks: int = 2, char_width: int = 16):
+    def __init__(
+        self, *, in_dim: int, channels: int, res_blocks: int = 2, char_width: int = 16, style_dim: int = 0
+    ):
         super().__init__()
         assert char_width % 8 == 0, f"char_width {char_width} must be a multiple of 8 (x8 upsampling)"
         assert channels % 8 == 0, f"synthesis channels {channels} must be divisible by 8"
@@ -92,18 +99,41 @@ class SynthesisNetwork(nn.Module):
         self.res = nn.ModuleList(ResBlock(channels) for _ in range(res_blocks))
         self.ups = nn.ModuleList(UpBlock(channels >> i, channels >> (i + 1)) for i in range(3))
         self.to_img = nn.Conv2d(channels // 8, 1, 7, padding=3)
+        # library option (style_modulation="film"): one FiLM per instance norm, in the order the
+        # norms run (each residual block's two, then each upsampling block's one); zero-initialised,
+        # so the network starts as it is without it
+        norm_channels = [channels] * (2 * res_blocks) + [channels >> (i + 1) for i in range(3)]
+        self.film = (
+            nn.ModuleList(nn.Linear(style_dim, 2 * c) for c in norm_channels) if style_dim > 0 else None
+        )
+        if self.film is not None:
+            for lin in self.film:
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
 
-    def forward(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """h [B, L, D] decoder output, lengths [B] -> image [B, 1, 32, char_width*L]."""
+    def _films(self, style: torch.Tensor | None, b: int) -> list:
+        if self.film is None:
+            return [None] * (2 * len(self.res) + len(self.ups))
+        if style is None:
+            raise ValueError("this synthesis network has style modulation (FiLM): pass the pooled style")
+        style = style.expand(b, -1) if style.shape[0] == 1 else style
+        return [tuple(t[:, :, None, None] for t in lin(style).chunk(2, dim=1)) for lin in self.film]
+
+    def forward(
+        self, h: torch.Tensor, lengths: torch.Tensor, style: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """h [B, L, D] decoder output, lengths [B] -> image [B, 1, 32, char_width*L].
+        style [B or 1, style_dim]: the pooled style memory (only with FiLM)."""
         assert h.dim() == 3, f"expected [B, L, D], got {tuple(h.shape)}"
         b, length = h.shape[:2]
+        films = self._films(style, b)
         x = rearrange(self.proj(h), "b l (c h w) -> b c h (l w)", h=self.h0, w=self.w0)  # [B, C, 4, L*w0]
         mask = column_mask(lengths.to(h.device), length, self.w0)  # [B, 1, 1, L*w0]
         x = x * mask
-        for block in self.res:
-            x = block(x, mask)
-        for up in self.ups:
-            x, mask = up(x, mask)  # x2 height and width each time
+        for i, block in enumerate(self.res):
+            x = block(x, mask, (films[2 * i], films[2 * i + 1]))
+        for i, up in enumerate(self.ups):
+            x, mask = up(x, mask, films[2 * len(self.res) + i])  # x2 height and width each time
         img = torch.tanh(self.to_img(x))  # [B, 1, 32, L*char_width]
         return torch.where(mask.bool(), img, torch.ones_like(img))  # paper (+1) beyond the word
 

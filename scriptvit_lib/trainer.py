@@ -116,6 +116,11 @@ class TrainConfig:
     w_width: float = 1.0
     """Weight of the width head's regression loss (models with `width_mode="predicted"` only):
     squared error of log px per character against the real target word's."""
+    init_from: str = ""
+    """Library option: a new run starts from this checkpoint's weights and step counters, with
+    fresh optimizer states - a branch of a run with a changed model config. The config may add
+    modules the checkpoint lacks only where they start as the identity (`style_modulation=
+    'film'`); every other weight must match. Ignored when the run folder has checkpoints."""
     amp: str = "none"
     """'none' | 'bf16' | 'fp16' (mixed precision, CUDA only)."""
     grad_clip: float = 0.0
@@ -475,6 +480,37 @@ def export_checkpoint(path: str | Path, out_dir: str | Path, ck: dict | None = N
     return model.save_pretrained(out_dir, metadata={"step": ck["step"], "checkpoint": Path(path).name})
 
 
+NEW_MODULES_OK = ("synthesis.film.",)  # may start fresh in a warm start: they begin as the identity
+
+
+def warm_start(trainer: Trainer, ck: dict, source: str = "checkpoint") -> list[str]:
+    """Load a checkpoint's weights and step counters into a new trainer (`TrainConfig.init_from`);
+    optimizer states stay fresh. Returns the weights that started fresh (only `NEW_MODULES_OK`)."""
+    fresh = []
+    for name in ("G", "G_ema", "D", "R", "W", "S"):
+        net = getattr(trainer, name, None)
+        if net is None or name not in ck:
+            continue
+        try:
+            res = net.load_state_dict(ck[name], strict=False)
+        except RuntimeError as e:  # a shape differs
+            raise CheckpointError(f"{source}: {name}'s weights do not fit this model config: {e}") from None
+        if res.unexpected_keys:
+            raise CheckpointError(f"{source}: {name} has weights this model lacks: {res.unexpected_keys[:5]}")
+        fresh += [f"{name}.{k}" for k in res.missing_keys]
+    bad = [k for k in fresh if not any(m in k for m in NEW_MODULES_OK)]
+    if bad:
+        raise CheckpointError(
+            f"{source} lacks {len(bad)} weights of this model (e.g. {bad[:3]}); "
+            f"only {NEW_MODULES_OK} may start fresh"
+        )
+    if trainer.G_ema is not None and "G_ema" not in ck:
+        trainer.G_ema.load_state_dict(trainer.G.state_dict())
+    trainer.step, trainer.pretrain_done = int(ck["step"]), int(ck["pretrain_done"])
+    trainer.ema_updates = int(ck.get("ema_updates", 0))
+    return fresh
+
+
 def list_checkpoints(folder: Path) -> list[Path]:
     return sorted(Path(folder).glob("step_*.pt"))
 
@@ -547,6 +583,13 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
             print(f"resumed from {existing[-1]} (step {trainer.step})")
     elif rank == 0 and existing:
         raise CheckpointError(f"{ckpt_dir} already holds checkpoints: pass --resume, or choose another --out")
+    elif cfg.init_from:
+        fresh = warm_start(trainer, load_checkpoint(Path(cfg.init_from)), source=cfg.init_from)
+        if rank == 0:
+            print(
+                f"started from {cfg.init_from} (step {trainer.step}; fresh optimizers; "
+                f"{len(fresh)} new tensors)"
+            )
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -664,4 +707,5 @@ __all__ = [
     "load_checkpoint",
     "train",
     "train_config_from_args",
+    "warm_start",
 ]

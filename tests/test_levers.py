@@ -107,3 +107,80 @@ def test_k_max_draws_one_k_per_batch_reproducibly_and_trains():
     assert {_batch(ds5, fixed.cfg, step, rank=0).style.shape[1] for step in range(5)} == {5}
     with pytest.raises(UserError, match="k_max"):
         build_trainer(TrainConfig(out="unused", preset="tiny", k_max=16), sets["train"])
+
+
+# --- style modulation (FiLM) and branching a run with it (`init_from`) -----------------------
+def _style_and_text(seed: int, b: int = 2):
+    g = torch.Generator().manual_seed(seed)
+    style = torch.rand(b, 5, 1, 32, 64, generator=g) * 2 - 1
+    return style, torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0]][:b])
+
+
+def test_film_starts_as_the_identity_and_then_carries_the_style():
+    from scriptvit_lib.config import ScriptViTConfig
+    from scriptvit_lib.generator import ScriptViT
+
+    torch.manual_seed(0)
+    plain = ScriptViT(ScriptViTConfig.preset("tiny")).eval()
+    film = ScriptViT(ScriptViTConfig.preset("tiny", style_modulation="film")).eval()
+    missing = film.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("synthesis.film.") for k in missing)
+    style, ids = _style_and_text(0)
+    with torch.no_grad():
+        assert torch.equal(plain(style, ids), film(style, ids))  # zero-initialised: nothing changes
+        for lin in film.synthesis.film:
+            lin.weight.normal_(0, 0.5)
+        other, _ = _style_and_text(1)
+        a_plain, b_plain = plain(style, ids), plain(other, ids)
+        a_film, b_film = film(style, ids), film(other, ids)
+    assert not torch.allclose(a_plain, a_film, atol=1e-3)  # the pooled style now scales the strokes
+    assert (a_film - b_film).abs().mean() > (a_plain - b_plain).abs().mean()
+    mem = film.encode_style(style[:1])  # one writer's memory for two words broadcasts
+    with torch.no_grad():
+        assert film.decode(mem, ids).shape[0] == 2
+    with pytest.raises(ValueError, match="pass the pooled style"):
+        film.synthesis(torch.zeros(1, 3, film.config.d_model), torch.tensor([3]))
+
+
+def test_init_from_branches_a_run_with_film(tmp_path):
+    from scriptvit_lib.trainer import CheckpointError, list_checkpoints, load_checkpoint, train, warm_start
+
+    sets = synthetic_sets(writers=("w1", "w2", "w3"), words=("the", "house", "of", "Move"))
+    data = {"train": sets["train"], "val": sets["train"], "test": sets["test"]}
+    base = TrainConfig(out=str(tmp_path / "a"), preset="tiny", steps=3, ema=0.9, sample_every=100)
+    train(base, data, progress=False)
+    ck_path = list_checkpoints(tmp_path / "a" / "checkpoints")[-1]
+    ck = load_checkpoint(ck_path)
+    film_cfg = TrainConfig(
+        out=str(tmp_path / "b"), preset="tiny", steps=5, ema=0.9, sample_every=100,
+        init_from=str(ck_path), model_overrides={"style_modulation": "film"},
+    )  # fmt: skip
+    trainer, _, _ = build_trainer(film_cfg, data["train"])
+    fresh = warm_start(trainer, ck)
+    assert fresh and all(".synthesis.film." in k for k in fresh)
+    assert trainer.step == ck["step"] == 3
+    g = trainer.G.state_dict()
+    assert all(torch.equal(g[k], v) for k, v in ck["G"].items())
+    tr = train(film_cfg, data, progress=False)  # continues the step count: 2 more iterations
+    assert tr.step == 5 and tr.G.synthesis.film is not None
+    # a config whose weights do not fit is refused with a message, not a traceback from torch
+    bad = TrainConfig(out=str(tmp_path / "c"), preset="tiny", model_overrides={"d_model": 48, "dec_ff": 64})
+    with pytest.raises(CheckpointError, match="do not fit"):
+        warm_start(build_trainer(bad, data["train"])[0], ck, source=str(ck_path))
+
+
+def test_set_overrides_parse_strings_numbers_and_lists():
+    from scriptvit_lib.cli import parse_overrides
+
+    items = [
+        "style_modulation=film",
+        "width_mode=predicted",
+        "d_model=64",
+        "style_size=[32,128]",
+        "dropout=0.1",
+    ]
+    got = parse_overrides(items + ["vit_depth=4"])
+    assert got == {"style_modulation": "film", "width_mode": "predicted", "d_model": 64,
+                   "style_size": [32, 128], "dropout": 0.1, "vit_depth": 4}  # fmt: skip
+    with pytest.raises(SystemExit, match="FIELD=VALUE"):
+        parse_overrides(["style_modulation"])
