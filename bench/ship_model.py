@@ -113,7 +113,7 @@ test writers.
 
 Model config: `config.json` (style encoder `{model_cfg["style_encoder"]}`, canvas {model_cfg["style_size"]},
 patch {model_cfg["patch_size"]}, blank patches `{model_cfg["blank_patches"]}`, width mode
-`{model_cfg.get("width_mode", "fixed")}`).
+`{model_cfg.get("width_mode", "fixed")}`, style modulation `{model_cfg.get("style_modulation", "none")}`).
 """
     (dest / "MODEL_CARD.md").write_text(card)
     print(f"wrote {dest}")
