@@ -175,14 +175,21 @@ def main() -> None:
         }
         for key in ("model", "mean", "nearest", "floor"):
             row[key] = result["rows"][key]
+        for key in ("geometry", "separability", "per_writer"):  # diagnostics, when the library has them
+            if result.get(key) is not None:
+                row[key] = result[key]
         rows.append(row)
         m = row["model"]
         print(f"{label}: {writers} training writers, step {step}, {minutes:.0f} min: attribution {m['attribution_learned']:.3f} "
               f"(stats {m['attribution_stats']:.3f}), HWD {m['hwd']:.2f}, FID {m['fid']:.1f}, dCER {m['dcer']:+.3f}")  # fmt: skip
     xkey = {"writers": "training_writers", "minutes": "minutes", "runs": "run"}[args.x]
-    if args.append and out.is_file():
+    if (
+        args.append and out.is_file()
+    ):  # the saved rows first, then the new ones (replacing same label + checkpoint)
         new = {(r["run"], r["checkpoint"]) for r in rows}
-        rows += [r for r in json.loads(out.read_text())["rows"] if (r["run"], r["checkpoint"]) not in new]
+        rows = [
+            r for r in json.loads(out.read_text())["rows"] if (r["run"], r["checkpoint"]) not in new
+        ] + rows
     if xkey != "run":
         rows.sort(key=lambda r: r[xkey])
     out.parent.mkdir(parents=True, exist_ok=True)
