@@ -204,3 +204,22 @@ def test_style_separability_follows_the_style_down_the_generator(data, tmp_path)
     assert not model.synthesis._forward_hooks  # the probe is removed
     with pytest.raises(ValueError, match="separability needs"):
         style_separability(model, halves(data["test"], 4, 0)[0], judges, k=3)  # 4 words: < 2 sets of 3
+
+
+def test_fidelity_runs_draws_bars_and_curves(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_fidelity_runs", ROOT / "bench" / "fidelity_runs.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    keys = [k for k, _ in mod.PANELS]
+
+    def row(run, step, v):
+        scores = {k: v for k in keys}
+        return {"run": run, "step": step, "minutes": step / 60, "training_writers": 8,
+                "model": scores, "mean": scores, "nearest": scores, "floor": scores}  # fmt: skip
+
+    rows = [row("shared", 100, 0.2), row("a", 200, 0.4), row("b", 200, 0.5)]
+    for xkey in ("run", "minutes"):
+        mod.plot(rows, xkey, tmp_path / f"{xkey}.png")
+        assert (tmp_path / f"{xkey}.png").stat().st_size > 10_000
