@@ -27,6 +27,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import signal
+import threading
 import time
 import zlib
 from dataclasses import asdict, dataclass, field, fields
@@ -564,6 +566,19 @@ def build_trainer(cfg: TrainConfig, train_words: WordSet) -> tuple[Trainer, Styl
     return Trainer(cfg, model_cfg), ds, writer_index
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm():
+    """While training, SIGTERM (`kill PID`, `timeout`, a scheduler's stop) stops the run as Ctrl-C
+    does: a checkpoint of the current step is written first. (A job started with `&` from a
+    script ignores SIGINT, so `kill -INT` would not reach it.) Returns the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _interrupt)
+
+
 def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) -> Trainer:
     """Train on `data['train']`; samples and CER come from `data['val']`/`data['test']` if present.
 
@@ -608,6 +623,7 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
         return (cfg.steps and trainer.step >= cfg.steps) or (cfg.minutes and minutes() >= cfg.minutes)
 
     bar = tqdm(total=cfg.steps or None, initial=trainer.step, disable=not progress or rank != 0, desc="train")
+    old_term = _stop_on_sigterm()
     try:
         while trainer.pretrain_done < cfg.pretrain_steps and not done():
             b = _batch(ds, cfg, trainer.pretrain_done, rank, stream=1).to(trainer.device)
@@ -657,6 +673,8 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
         raise
     finally:
         bar.close()
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     if rank == 0:
         trainer.save_checkpoint(ckpt_dir)
         _save_elapsed(out, minutes())

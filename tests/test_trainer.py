@@ -289,3 +289,20 @@ def test_append_csv_adds_new_columns_without_shifting_values(tmp_path):
         ("2", "0.25", "9"),
         ("3", "", "7"),
     ]
+
+
+def test_sigterm_saves_a_checkpoint_of_the_current_step(data, tmp_path):
+    data_file = tmp_path / "words.pickle"
+    write_iam_pickle({"train": data["train"], "test": data["test"]}, data_file)
+    run = _cli(tmp_path / "run", data_file, "--steps", "100000", "--ckpt-every-steps", "100000")
+    log = tmp_path / "run" / "log.csv"
+    deadline = time.time() + 120
+    while not (log.exists() and len(log.read_text().splitlines()) >= 3):  # a header and two rows
+        assert run.poll() is None and time.time() < deadline, "training ended before it could be stopped"
+        time.sleep(0.05)
+    logged = int(log.read_text().splitlines()[-1].split(",")[0])
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=120) == 130  # scriptvit's "interrupted" exit status, not a kill
+    assert "interrupted" in run.stderr.read().decode()
+    (ck,) = list_checkpoints(tmp_path / "run" / "checkpoints")  # periodic checkpoints never came due
+    assert load_checkpoint(ck)["step"] >= max(logged, 2)  # the step it was stopped at, not step 0
