@@ -696,12 +696,27 @@ def _tensorboard(out: Path):
 
 
 def _save_elapsed(out: Path, minutes: float) -> None:
-    (out / "elapsed.json").write_text(json.dumps({"minutes": minutes}))
+    """Atomically (temp file + rename): a run killed mid-write must still resume."""
+    tmp = out / "elapsed.json.tmp"
+    tmp.write_text(json.dumps({"minutes": minutes}))
+    os.replace(tmp, out / "elapsed.json")
 
 
 def _elapsed_minutes(out: Path) -> float:
+    """Minutes a run has trained so far; from log.csv's last row if elapsed.json is unreadable
+    (one written by a version that did not write it atomically, killed mid-write)."""
     p = out / "elapsed.json"
-    return json.loads(p.read_text())["minutes"] if p.exists() else 0.0
+    if not p.exists():
+        return 0.0
+    try:
+        return float(json.loads(p.read_text())["minutes"])
+    except (ValueError, KeyError, TypeError):
+        log = out / "log.csv"
+        rows = log.read_text().splitlines()[1:] if log.exists() else []
+        try:
+            return float(rows[-1].split(",")[1]) if rows else 0.0
+        except (IndexError, ValueError):
+            return 0.0
 
 
 def train_config_from_args(**kwargs) -> TrainConfig:

@@ -306,3 +306,14 @@ def test_sigterm_saves_a_checkpoint_of_the_current_step(data, tmp_path):
     assert "interrupted" in run.stderr.read().decode()
     (ck,) = list_checkpoints(tmp_path / "run" / "checkpoints")  # periodic checkpoints never came due
     assert load_checkpoint(ck)["step"] >= max(logged, 2)  # the step it was stopped at, not step 0
+
+
+def test_elapsed_minutes_survive_a_kill_mid_write(tmp_path):
+    from scriptvit_lib.trainer import _elapsed_minutes, _save_elapsed
+
+    _save_elapsed(tmp_path, 12.5)
+    assert _elapsed_minutes(tmp_path) == 12.5 and not list(tmp_path.glob("*.tmp"))
+    (tmp_path / "elapsed.json").write_text("")  # what a SIGKILL during a plain write_text left behind
+    assert _elapsed_minutes(tmp_path) == 0.0
+    (tmp_path / "log.csv").write_text("step,minutes,D_hinge\n10,3.25,0.9\n20,7.5,0.8\n")
+    assert _elapsed_minutes(tmp_path) == 7.5  # the last logged minute
