@@ -44,7 +44,7 @@ from .adaptation import adapt as adapt_to
 from .evaluate import compare, generate, halves, measure
 from .features import Judges
 from .generator import ScriptViT
-from .metrics import cer, hwd_per_writer, retrieval_predictions, tokens_by_writer
+from .metrics import cer, hwd_per_writer, retrieval_predictions, tokens_by_writer, writer_means
 from .monitor import to_uint8
 from .sampler import StyleWordDataset, collate_style_batch, place_on_canvas
 from .style_encoder import StyleMemory
@@ -296,12 +296,7 @@ def centroid_geometry(ref: dict, cand: dict) -> dict:
     ratio (< 1: writers pulled towards a common hand); `shift`: distance between the two means
     over the mean real deviation (a difference every writer shares)."""
     ws = sorted(set(cand["writers"]))
-
-    def cents(d: dict) -> torch.Tensor:
-        x, lab = F.normalize(d["embedding"].double(), dim=1), np.array(d["writers"])
-        return torch.stack([x[torch.from_numpy(lab == w)].mean(0) for w in ws])
-
-    c, r = cents(cand), cents(ref)
+    c, r = (writer_means(d["embedding"], d["writers"], ws) for d in (cand, ref))
     dc, dr = c - c.mean(0), r - r.mean(0)
     return {
         "direction": float(F.cosine_similarity(dc, dr, dim=1).mean()),

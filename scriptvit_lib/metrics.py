@@ -268,6 +268,12 @@ def writer_accuracy(logits: torch.Tensor, writers: Sequence[str], classes: Seque
     return float((logits.argmax(1) == y).float().mean())
 
 
+def writer_means(embedding: torch.Tensor, writers: Sequence[str], names: Sequence[str]) -> torch.Tensor:
+    """[len(names), D]: per writer, the mean of its L2-normalised embeddings (float64)."""
+    x, lab = F.normalize(embedding.double(), dim=1), np.array(writers)
+    return torch.stack([x[torch.from_numpy(lab == w)].mean(0) for w in names])
+
+
 def retrieval_predictions(
     query: torch.Tensor,
     query_writers: Sequence[str],
@@ -280,9 +286,7 @@ def retrieval_predictions(
     names = sorted(set(reference_writers))
     if any(w not in names for w in query_writers):
         raise ValueError("every query writer needs reference words")
-    ref = F.normalize(reference.double(), dim=1)
-    rw = np.array(reference_writers)
-    centroids = F.normalize(torch.stack([ref[torch.from_numpy(rw == w)].mean(0) for w in names]), dim=1)
+    centroids = F.normalize(writer_means(reference, reference_writers, names), dim=1)
     sims = F.normalize(query.double(), dim=1) @ centroids.T  # [N, writers]
     return [names[int(i)] for i in sims.argmax(1)]
 
