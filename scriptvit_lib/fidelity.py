@@ -343,6 +343,10 @@ def style_separability(
     separates the writers as well as the judges do, what the generator loses is lost after the
     encoder (fusion, synthesis); if not, the encoder is the bottleneck."""
     model.eval()
+
+    def set_embedding(images: list[np.ndarray]) -> torch.Tensor:  # a set of words -> one judges' vector
+        return F.normalize(judges.embed(images).double(), dim=1).mean(0)
+
     rng = np.random.default_rng(seed)
     mem_mean, mem_std, judge, labels = [], [], [], []
     fused, raw_emb, final_emb = [], [], []
@@ -377,10 +381,7 @@ def style_separability(
             var = ((memory.tokens - mean.unsqueeze(1)) ** 2 * keep).sum(1) / keep.sum(1).clamp_min(1.0)
             mem_mean.append(mean)
             mem_std.append(torch.cat([mean, var.sqrt()], dim=1))
-            for st in sets:
-                judge.append(
-                    F.normalize(judges.embed([pool[int(j)].image for j in st]).double(), dim=1).mean(0)
-                )
+            judge += [set_embedding([pool[int(j)].image for j in st]) for st in sets]
             labels += [w] * n
             for d in range(n if texts else 0):
                 mem_d = StyleMemory(
@@ -390,16 +391,10 @@ def style_separability(
                 )
                 with torch.no_grad():
                     images, out_widths = model.write(mem_d, ids, lengths)
-                h, raw = (
-                    hidden["h"],
-                    hidden["raw"],
-                )  # the decoder output and synthesised words of this `write`
+                h, raw = hidden["h"], hidden["raw"]  # this `write`'s decoder output and synthesised words
                 fused.append(((h * char_mask).sum(1) / char_mask.sum(1)).mean(0))
-                raw_words = to_uint8(raw, model.output_widths(lengths))
-                raw_emb.append(F.normalize(judges.embed(raw_words).double(), dim=1).mean(0))
-                final_emb.append(
-                    F.normalize(judges.embed(to_uint8(images, out_widths)).double(), dim=1).mean(0)
-                )
+                raw_emb.append(set_embedding(to_uint8(raw, model.output_widths(lengths))))
+                final_emb.append(set_embedding(to_uint8(images, out_widths)))
     finally:
         if texts:
             hook.remove()
