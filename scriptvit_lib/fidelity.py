@@ -613,12 +613,12 @@ def fidelity_figure(
     writers = sorted(a.writers)[:max_writers]
     bar = np.full((32, 3), 0, np.uint8)
     rows, labels = [], []
-    mems = []
+    mems = {}  # the drawn writers' memories, reused for the mean-style row
     first_texts = None
     for w in writers:
         chosen, batch, memory = _encoded_draw(model, b, w, k, seed)
         style_images = to_uint8(batch.style[0], batch.style_widths[0])
-        mems.append(memory)
+        mems[w] = memory
         targets = a.of_writer(w)[:words]
         texts = [s.text for s in targets]
         first_texts = first_texts or texts
@@ -627,9 +627,8 @@ def fidelity_figure(
             fake = fake + [bar] + write_texts(*_adapted(model, chosen, memory, adapt), texts)
         rows.append(_row(list(style_images) + [bar] + fake + [bar] + [s.image for s in targets], gap=6))
         labels.append(w)
-    mean = write_texts(
-        model, mean_memory([style_memory(model, b, w, k, seed) for w in sorted(a.writers)]), first_texts
-    )
+    every = [mems[w] if w in mems else style_memory(model, b, w, k, seed) for w in sorted(a.writers)]
+    mean = write_texts(model, mean_memory(every), first_texts)
     rows.append(_row([np.full((32, 40), 255, np.uint8), bar] + mean, gap=6))
     labels.append("mean style")
     width = max(r.shape[1] for r in rows)

@@ -223,3 +223,33 @@ def test_fidelity_runs_draws_bars_and_curves(tmp_path):
     for xkey in ("run", "minutes"):
         mod.plot(rows, xkey, tmp_path / f"{xkey}.png")
         assert (tmp_path / f"{xkey}.png").stat().st_size > 10_000
+
+
+def test_fid_sensitivity_transforms_change_words_as_named(data, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_fid_sensitivity", ROOT / "bench" / "fid_sensitivity.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    im = data["train"][0].image
+    ink = lambda x: (255 - x.astype(float)).sum()  # noqa: E731
+    assert mod.narrower(im, 0.9).shape == (32, round(im.shape[1] * 0.9))
+    assert ink(mod.thicker(im, 2)) > 1.2 * ink(im) and np.array_equal(mod.thicker(im, 1), im)
+    assert abs(ink(mod.lighter(im, 0.8)) / ink(im) - 0.8) < 0.02
+    assert sharpness(mod.blur(im, 0.7)) < 0.9 * sharpness(im)
+    # ink matching gives the image the reference's grey levels (quantiles), keeping its shapes
+    ref = mod.lighter(data["train"][1].image, 0.5)
+    matched = mod.match_ink(im, ref)
+    order = np.argsort(im.ravel(), kind="stable")
+    assert np.all(np.diff(matched.ravel()[order].astype(int)) >= 0)  # a monotone map of grey levels
+    assert abs(int(matched.min()) - int(ref.min())) <= 1
+    assert matched.min() >= ref.min() and abs(float(matched.mean()) - float(ref.mean())) < 3
+    rows = [{"what": "real-vs-real floor", "transform": None, "amount": None, "fid": 6.0, "hwd": 3.0}]
+    rows += [{"what": f"real, blur {x}", "transform": "blur", "amount": x, "fid": 6 + 100 * x, "hwd": 3 + x}
+             for x in (0.35, 0.7)]  # fmt: skip
+    rows += [{"what": "model", "transform": "model", "amount": None, "fid": 40.0, "hwd": 8.0}]
+    md = mod.markdown({"data": "d", "writers": 2, "words_per_set": 4, "seed": 0, "rows": rows,
+                       "model_width_ratio": {"median": 1.0, "q25": 0.9, "q75": 1.1}})  # fmt: skip
+    assert "FID <= 12.0" in md and "| model | 40.0 | 6.7 | 8.00 | 2.7 |" in md
+    mod.figure(rows, rows[0], tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 10_000
