@@ -43,7 +43,13 @@ from scriptvit_lib.data import load_data  # noqa: E402
 from scriptvit_lib.features import judges_for, load_judges  # noqa: E402
 from scriptvit_lib.fidelity import style_fidelity  # noqa: E402
 from scriptvit_lib.generator import ScriptViT  # noqa: E402
-from scriptvit_lib.trainer import export_checkpoint, list_checkpoints, load_checkpoint  # noqa: E402
+from scriptvit_lib.trainer import (  # noqa: E402
+    export_checkpoint,
+    lineage_summary,
+    list_checkpoints,
+    load_checkpoint,
+    read_lineage,
+)
 
 PANELS = (  # one panel per target of issue 8 (1: attribution x2, 2: FID + HWD, 3: sharpness, 4: dCER)
     ("attribution_learned", "attribution (judges)"),
@@ -162,6 +168,9 @@ def main() -> None:
         with open(run / "log.csv", newline="") as f:
             logged = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
         minutes = float(logged[-1]["minutes"]) if logged else 0.0
+        history = lineage_summary(read_lineage(state))  # resumes, branches, other machines
+        if history["rows"] and not history["unrecorded_steps"]:
+            minutes = history["minutes"]  # the weights' whole history, not just this folder's
         with tempfile.TemporaryDirectory() as tmp:
             model = ScriptViT.from_pretrained(export_checkpoint(ck, tmp, ck=state))
         del state

@@ -22,6 +22,8 @@ from pathlib import Path
 
 
 def last_row(path: Path) -> dict:
+    if not path.exists():  # a short run may not have logged yet
+        return {}
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     return rows[-1] if rows else {}
@@ -40,7 +42,13 @@ def main() -> None:
     from scriptvit_lib.adaptation import save_recognizer
     from scriptvit_lib.config import ScriptViTConfig
     from scriptvit_lib.recognizer import Recognizer
-    from scriptvit_lib.trainer import export_checkpoint, list_checkpoints, load_checkpoint
+    from scriptvit_lib.trainer import (
+        export_checkpoint,
+        lineage_summary,
+        list_checkpoints,
+        load_checkpoint,
+        read_lineage,
+    )
 
     ckpt = args.checkpoint or (list_checkpoints(run / "checkpoints") or [None])[-1]
     ck = load_checkpoint(ckpt) if ckpt is not None else None  # read once: ~100 MB
@@ -49,8 +57,9 @@ def main() -> None:
     else:
         for name in ("model.safetensors", "config.json"):
             shutil.copy2(run / "model" / name, dest / name)
-    shipped_step = None
+    shipped_step, lineage = None, None
     if ck is not None:
+        lineage = lineage_summary(read_lineage(ck)) if ck.get("lineage") else None
         r = Recognizer.from_config(ScriptViTConfig.from_dict(json.loads(ck["model_config"])))
         r.load_state_dict(ck["R"])
         save_recognizer(r, dest)
@@ -80,6 +89,13 @@ def main() -> None:
             f"; iterations {leg['from_step']} -> {leg['to_step']} on one {leg['device']} "
             f"({leg['it_per_s']} it/s, bench/gpu_leg)"
         )
+    wall = f"{minutes:.1f} minutes"
+    hardware = f"{platform.machine()}, {os.cpu_count()} CPU cores (shared with other work while training){gpu_leg}"
+    if lineage is not None:  # the whole history of these weights, from the checkpoint itself
+        wall = f"{lineage['minutes']:.1f} minutes over {len(lineage['rows'])} segment(s) (see Lineage)"
+        if lineage["unrecorded_steps"]:
+            wall += f", plus {lineage['unrecorded_steps']} iterations from before lineages were recorded"
+        hardware = "; ".join(f"{name}: {n} iterations" for name, n in lineage["hardware"].items())
     card = f"""# ScriptViT `{train_cfg["preset"]}` generator (font writers)
 
 A ScriptViT generator (`scriptvit_lib.generator.ScriptViT`, {size_mb:.1f} MB safetensors) trained by
@@ -98,8 +114,8 @@ style-id loss {train_cfg.get("w_style_id", 0.0)}, width loss {train_cfg.get("w_w
 feature matching {train_cfg.get("w_feat", 0.0)}, style-contrastive {train_cfg.get("w_style_nce", 0.0)}, \
 k per batch {f"1..{train_cfg['k_max']}" if train_cfg.get("k_max") else train_cfg["k"]} |
 | steps | {shipped_step or log.get("step", "?")} iterations (generator updated every {train_cfg["g_every"]}) |
-| wall time | {minutes:.1f} minutes |
-| hardware | {platform.machine()}, {os.cpu_count()} CPU cores (shared with other work while training){gpu_leg} |
+| wall time | {wall} |
+| hardware | {hardware} |
 | final losses | {", ".join(f"{k} {float(v):.3f}" for k, v in log.items() if k not in ("step", "minutes") and v)} |
 | CER of generated words (run's own recognizer) | val (seen writers) {ev.get("cer_val", "?")}, \
 test (unseen writers) {ev.get("cer_test", "?")} |
@@ -115,6 +131,18 @@ Model config: `config.json` (style encoder `{model_cfg["style_encoder"]}`, canva
 patch {model_cfg["patch_size"]}, blank patches `{model_cfg["blank_patches"]}`, width mode
 `{model_cfg.get("width_mode", "fixed")}`, style modulation `{model_cfg.get("style_modulation", "none")}`).
 """
+    if lineage is not None:
+        card += "\n## Lineage\n\nEvery process that trained these weights, oldest first (resumes of one run folder on one\n"
+        card += "machine merged; minutes are wall time, shared cores included):\n\n"
+        card += "| run folder | how it started | iterations | minutes | hardware | processes |\n|---|---|---|---:|---|---:|\n"
+        for r in lineage["rows"]:
+            how = r["how"]
+            if how == "branched" and r.get("source"):  # <run folder>/<checkpoint> of the parent
+                src = Path(r["source"])
+                how = f"branched from {src.parent.parent.name}/{src.name}"
+            mins = "not recorded" if r["minutes"] is None else f"{r['minutes']:.1f}"
+            card += (f"| {Path(r['run']).name if r['run'] else '?'} | {how} | {r['from_step']} -> {r['to_step']} | "
+                     f"{mins} | {r['hardware'] or 'not recorded'} | {r['processes']} |\n")  # fmt: skip
     (dest / "MODEL_CARD.md").write_text(card)
     print(f"wrote {dest}")
 

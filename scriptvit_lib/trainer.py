@@ -20,6 +20,12 @@ staggered schedule don't fit DDP's one-forward-one-backward assumption).
 Resumable: every batch is drawn from an RNG seeded by (seed, step, rank), and checkpoints
 hold all four networks, their optimizers, the EMA copy, the step and torch's RNG state, so a
 killed run resumed from its last checkpoint ends at the same weights as an unkilled one.
+
+Lineage: every checkpoint also carries the history of the weights it holds - one segment per
+process that trained them (run folder, how it started: fresh, resumed or branched with
+`init_from`, first and last iteration, wall minutes, hardware) - so a model resumed across
+sessions, branched, or continued on another machine still knows its whole training
+(`lineage_summary`; `bench/ship_model.py` writes it into the model card).
 """
 
 from __future__ import annotations
@@ -243,6 +249,7 @@ class Trainer:
         self.pretrain_done = 0
         self.last_g_logs: dict[str, float] = {}
         self.ema_updates = 0
+        self.lineage: list[dict] = []  # see the module docstring; the open segment is the last
         self.charset = Charset()
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
         if self.amp_dtype is not None and device.type != "cuda":
@@ -436,6 +443,7 @@ class Trainer:
         s["torch_rng"] = torch.get_rng_state()
         if torch.cuda.is_available():
             s["cuda_rng"] = torch.cuda.get_rng_state_all()
+        s["lineage"] = json.dumps(self.lineage)
         s["train_config"] = json.dumps(asdict(self.cfg))
         s["model_config"] = json.dumps(self.model_cfg.to_dict())
         return s
@@ -456,6 +464,7 @@ class Trainer:
         self.scaler.load_state_dict(s["scaler"])
         self.step, self.pretrain_done = int(s["step"]), int(s["pretrain_done"])
         self.ema_updates = int(s.get("ema_updates", 0))
+        self.lineage = read_lineage(s)
         torch.set_rng_state(s["torch_rng"])
         if "cuda_rng" in s and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(s["cuda_rng"])
@@ -510,7 +519,56 @@ def warm_start(trainer: Trainer, ck: dict, source: str = "checkpoint") -> list[s
         trainer.G_ema.load_state_dict(trainer.G.state_dict())
     trainer.step, trainer.pretrain_done = int(ck["step"]), int(ck["pretrain_done"])
     trainer.ema_updates = int(ck.get("ema_updates", 0))
+    trainer.lineage = read_lineage(ck)
     return fresh
+
+
+def read_lineage(ck: dict) -> list[dict]:
+    """The segments of a checkpoint (or of `bench/gpu_leg`'s meta dict). One written before
+    lineages were recorded gets a single segment of unknown minutes and hardware up to its step."""
+    if ck.get("lineage"):
+        return json.loads(ck["lineage"])
+    step = int(ck.get("step", 0))
+    if step == 0:
+        return []
+    return [{"run": None, "how": "not recorded", "from_step": 0, "to_step": step, "minutes": None, "hardware": None}]
+
+
+def hardware_name(device: torch.device, world: int = 1) -> str:
+    """A short description of what trains: GPU model(s), or CPU architecture and threads."""
+    import platform
+
+    if device.type == "cuda":
+        return f"{world} x {torch.cuda.get_device_name(device)}"
+    n = torch.get_num_threads()
+    return f"{platform.machine()} CPU, {n} thread{'s' * (n != 1)} of {os.cpu_count()} cores" + (
+        f", {world} processes" if world > 1 else ""
+    )
+
+
+def lineage_summary(lineage: list[dict]) -> dict:
+    """Segments -> {"minutes": total wall minutes of the recorded segments, "unrecorded_steps":
+    iterations without a record, "hardware": {name: iterations}, "rows": consecutive segments
+    of one run folder on one hardware merged (a resume after a kill), with how many processes}."""
+    rows: list[dict] = []
+    for seg in lineage:
+        last = rows[-1] if rows else None
+        if last and seg["how"] == "resumed" and (last["run"], last["hardware"]) == (seg["run"], seg["hardware"]):
+            last["to_step"] = seg["to_step"]
+            last["minutes"] = (last["minutes"] or 0.0) + (seg["minutes"] or 0.0)
+            last["processes"] += 1
+        else:
+            rows.append({**seg, "processes": 1})
+    hardware: dict[str, int] = {}
+    for r in rows:
+        if r["hardware"]:
+            hardware[r["hardware"]] = hardware.get(r["hardware"], 0) + r["to_step"] - r["from_step"]
+    return {
+        "minutes": sum(r["minutes"] or 0.0 for r in rows),
+        "unrecorded_steps": sum(r["to_step"] - r["from_step"] for r in rows if r["minutes"] is None),
+        "hardware": hardware,
+        "rows": rows,
+    }
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
@@ -605,6 +663,17 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
                 f"started from {cfg.init_from} (step {trainer.step}; fresh optimizers; "
                 f"{len(fresh)} new tensors)"
             )
+    how = "resumed" if cfg.resume and existing else "branched" if cfg.init_from else "fresh"
+    segment = {
+        "run": str(out),
+        "how": how,
+        "source": cfg.init_from if how == "branched" else None,
+        "from_step": trainer.step,
+        "to_step": trainer.step,
+        "minutes": 0.0,
+        "hardware": hardware_name(trainer.device, world),
+    }
+    trainer.lineage.append(segment)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -618,6 +687,11 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
 
     def minutes() -> float:
         return elapsed_before + (time.time() - start) / 60
+
+    def checkpoint() -> None:
+        segment.update(to_step=trainer.step, minutes=round((time.time() - start) / 60, 5))
+        trainer.save_checkpoint(ckpt_dir)
+        _save_elapsed(out, minutes())
 
     def done() -> bool:
         return (cfg.steps and trainer.step >= cfg.steps) or (cfg.minutes and minutes() >= cfg.minutes)
@@ -662,22 +736,19 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
                     time.time() - last_ckpt >= cfg.ckpt_every_minutes * 60
                 )
                 if due:
-                    trainer.save_checkpoint(ckpt_dir)
-                    _save_elapsed(out, minutes())
+                    checkpoint()
                     last_ckpt = time.time()
     except KeyboardInterrupt:
         if rank == 0:
             print(f"interrupted at step {trainer.step}: saving a checkpoint (resume with --resume)")
-            trainer.save_checkpoint(ckpt_dir)
-            _save_elapsed(out, minutes())
+            checkpoint()
         raise
     finally:
         bar.close()
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
     if rank == 0:
-        trainer.save_checkpoint(ckpt_dir)
-        _save_elapsed(out, minutes())
+        checkpoint()
         if trainer.step % cfg.sample_every != 0:
             monitor.record(trainer.step, minutes())
         trainer.sampler_G.save_pretrained(

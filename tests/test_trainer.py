@@ -317,3 +317,59 @@ def test_elapsed_minutes_survive_a_kill_mid_write(tmp_path):
     assert _elapsed_minutes(tmp_path) == 0.0
     (tmp_path / "log.csv").write_text("step,minutes,D_hinge\n10,3.25,0.9\n20,7.5,0.8\n")
     assert _elapsed_minutes(tmp_path) == 7.5  # the last logged minute
+
+
+def test_lineage_follows_resumes_and_branches_into_the_model_card(data, tmp_path):
+    from scriptvit_lib.trainer import lineage_summary, read_lineage
+
+    base = dict(preset="tiny", sample_every=100, ckpt_every_steps=100)
+    train(TrainConfig(**base, out=str(tmp_path / "a"), steps=3), data, progress=False)
+    train(TrainConfig(**base, out=str(tmp_path / "a"), steps=5, resume=True), data, progress=False)
+    parent = list_checkpoints(tmp_path / "a" / "checkpoints")[-1]
+    train(TrainConfig(**base, out=str(tmp_path / "b"), steps=7, init_from=str(parent)), data, progress=False)
+    ck = load_checkpoint(list_checkpoints(tmp_path / "b" / "checkpoints")[-1])
+    segs = read_lineage(ck)
+    assert [(s["how"], s["from_step"], s["to_step"]) for s in segs] == [
+        ("fresh", 0, 3),
+        ("resumed", 3, 5),
+        ("branched", 5, 7),
+    ]
+    assert [Path(s["run"]).name for s in segs] == ["a", "a", "b"] and segs[2]["source"] == str(parent)
+    assert all(s["minutes"] > 0 and "CPU" in s["hardware"] for s in segs)
+    summary = lineage_summary(segs)  # the resume merges into its run's row
+    assert [(r["from_step"], r["to_step"], r["processes"]) for r in summary["rows"]] == [(0, 5, 2), (5, 7, 1)]
+    assert summary["minutes"] == pytest.approx(sum(s["minutes"] for s in segs))
+    assert summary["unrecorded_steps"] == 0 and sum(summary["hardware"].values()) == 7
+    # a checkpoint from before lineages: one segment of unknown minutes up to its step
+    old = read_lineage({"step": 40})
+    assert lineage_summary(old + segs[2:])["unrecorded_steps"] == 40
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "ship_model.py"), str(tmp_path / "b"), "--data", str(tmp_path),
+         "--dest", str(tmp_path / "m")],
+        check=True, cwd=tmp_path, capture_output=True,
+    )  # fmt: skip
+    card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    assert "over 2 segment(s)" in card and "| a | fresh | 0 -> 5 |" in card
+    assert "| b | branched from a/" + parent.name + " | 5 -> 7 |" in card
+
+
+def test_gpu_leg_round_trip_carries_the_lineage(data, tmp_path):
+    """bench/gpu_leg on CPU: pack a checkpoint, continue it elsewhere, unpack - the weights'
+    history keeps every segment, the leg included."""
+    from scriptvit_lib.trainer import read_lineage
+
+    data_file = tmp_path / "words.pickle"
+    write_iam_pickle({"train": data["train"], "test": data["test"]}, data_file)
+    cfg = TrainConfig(preset="tiny", out=str(tmp_path / "run"), steps=3, sample_every=100, log_every=1)
+    train(cfg, data, progress=False)
+    ck = list_checkpoints(tmp_path / "run" / "checkpoints")[-1]
+    leg = ROOT / "bench" / "gpu_leg"
+    run = lambda *a: subprocess.run([sys.executable, *map(str, a)], check=True, cwd=tmp_path, capture_output=True)  # noqa: E731
+    run(leg / "pack.py", ck, tmp_path / "pack", 0.5)
+    run(leg / "continue_on_gpu.py", "--pack", tmp_path / "pack", "--data", data_file, "--run", tmp_path / "there",
+        "--minutes", 0.02, "--device", "cpu", "--out", tmp_path / "back")  # fmt: skip
+    run(leg / "unpack.py", tmp_path / "back", tmp_path / "run", tmp_path / "home", data_file)
+    back = load_checkpoint(list_checkpoints(tmp_path / "home" / "checkpoints")[-1])
+    segs = read_lineage(back)
+    assert [(Path(s["run"]).name, s["how"], s["from_step"]) for s in segs] == [("run", "fresh", 0), ("there", "resumed", 3)]
+    assert segs[-1]["to_step"] == back["step"] > 3  # the leg trained, and its iterations are in the record

@@ -14,7 +14,14 @@ from safetensors.torch import load_file, save_file
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from scriptvit_lib.data import load_data  # noqa: E402
-from scriptvit_lib.trainer import TrainConfig, build_trainer, list_checkpoints, load_checkpoint, train  # noqa: E402
+from scriptvit_lib.trainer import (  # noqa: E402
+    TrainConfig,
+    build_trainer,
+    list_checkpoints,
+    load_checkpoint,
+    read_lineage,
+    train,
+)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--pack", default=str(ROOT / ".dev" / "pack"))
@@ -48,14 +55,18 @@ print(
 trainer, ds, wi = build_trainer(cfg, data["train"])
 assert json.loads(meta["model_config"]) == trainer.model_cfg.to_dict(), "model config differs"
 for net in ("G", "D", "R", "W", "S"):
+    if getattr(trainer, net) is None:  # no style-id head in this recipe
+        continue
     sd = {k[len(net) + 1 :]: v for k, v in flat.items() if k.startswith(net + ".")}
     getattr(trainer, net).load_state_dict(sd)
-trainer.G_ema.load_state_dict(trainer.G.state_dict())  # the EMA restarts from G
+if trainer.G_ema is not None:
+    trainer.G_ema.load_state_dict(trainer.G.state_dict())  # the EMA restarts from G
 trainer.step, trainer.pretrain_done, trainer.ema_updates = (
     meta["step"],
     meta["pretrain_done"],
     meta["ema_updates"],
 )
+trainer.lineage = read_lineage(meta)  # train() below adds this GPU leg as a segment
 Path(args.run, "checkpoints").mkdir(parents=True, exist_ok=True)
 Path(args.run, "elapsed.json").write_text(json.dumps({"minutes": meta["elapsed"]}))
 trainer.save_checkpoint(Path(args.run) / "checkpoints")
@@ -79,15 +90,17 @@ speed = {
 print("CPU-PRESET CONTINUATION", json.dumps(speed), flush=True)
 ck = load_checkpoint(list_checkpoints(Path(args.run) / "checkpoints")[-1])
 for net in ("G", "G_ema"):
+    if net not in ck:  # a run without EMA
+        continue
     keys = sorted(ck[net])
     half = len(keys) // 2
     for i, part in enumerate((keys[:half], keys[half:])):
         save_file({k: ck[net][k].contiguous() for k in part}, str(out / f"{net}_{i}.safetensors"))
 save_file(
-    {f"{n}.{k}": v.contiguous() for n in ("D", "R", "W", "S") for k, v in ck[n].items()},
+    {f"{n}.{k}": v.contiguous() for n in ("D", "R", "W", "S") for k, v in ck.get(n, {}).items()},
     str(out / "DRWS.safetensors"),
 )
-m2 = {k: ck[k] for k in ("step", "pretrain_done", "ema_updates")}
+m2 = {k: ck[k] for k in ("step", "pretrain_done", "ema_updates", "lineage")}
 m2.update(speed=speed, elapsed=json.loads(Path(args.run, "elapsed.json").read_text())["minutes"])
 (out / "meta_back.json").write_text(json.dumps(m2))
 for name in ("log.csv",):  # (at most 8 files come back)

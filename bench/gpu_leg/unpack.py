@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from scriptvit_lib.data import load_data  # noqa: E402
-from scriptvit_lib.trainer import TrainConfig, build_trainer  # noqa: E402
+from scriptvit_lib.trainer import TrainConfig, build_trainer, read_lineage  # noqa: E402
 
 back, src_run, new_run, data = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 new_run.mkdir(parents=True, exist_ok=True)
@@ -24,10 +24,14 @@ tc.update(out=str(new_run), device="cpu", resume=True)
 cfg = TrainConfig(**tc)
 trainer, _, _ = build_trainer(cfg, load_data(data)["train"])
 for net in ("G", "G_ema"):
+    if getattr(trainer, net) is None:  # a run without EMA
+        continue
     sd = {**load_file(str(back / f"{net}_0.safetensors")), **load_file(str(back / f"{net}_1.safetensors"))}
     getattr(trainer, net).load_state_dict(sd)
 flat = load_file(str(back / "DRWS.safetensors"))
 for net in ("D", "R", "W", "S"):
+    if getattr(trainer, net) is None:  # no style-id head in this recipe
+        continue
     getattr(trainer, net).load_state_dict(
         {k[len(net) + 1 :]: v for k, v in flat.items() if k.startswith(net + ".")}
     )
@@ -36,6 +40,7 @@ trainer.step, trainer.pretrain_done, trainer.ema_updates = (
     meta["pretrain_done"],
     meta["ema_updates"],
 )
+trainer.lineage = read_lineage(meta)  # with the GPU leg
 path = trainer.save_checkpoint(new_run / "checkpoints")
 (new_run / "elapsed.json").write_text(json.dumps({"minutes": meta["elapsed"]}))
 for name in ("log.csv", "eval.csv"):  # the GPU rows after the source run's
