@@ -14,6 +14,12 @@ model. Also scored, as diagnostics (not options of the library):
 * ``model, width matched``: each generated word resampled to the width of the real word of the
   same text (uses the target; resampling itself costs FID, see ``width`` rows).
 
+With `--model`, also which stroke properties are off: per writer, the mean of each of
+`fidelity.style_statistics`' 15 hand-crafted numbers over its generated words vs over its real
+words of A, in units of the spread of real writers' means (bias, mean absolute error, and the
+same error of the real half B: the floor), their correlation over writers, and the ratio of the
+within-writer spreads (generated / real).
+
 Writes `<out>/<name>.json` and `.md`.
 """
 
@@ -36,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from scriptvit_lib.data import load_data  # noqa: E402
 from scriptvit_lib.evaluate import generate, halves  # noqa: E402
 from scriptvit_lib.features import judges_for, load_judges  # noqa: E402
+from scriptvit_lib.fidelity import ORIENTATION_BINS, style_statistics  # noqa: E402
 from scriptvit_lib.metrics import fid, hwd, hwd_prepare, tokens_by_writer  # noqa: E402
 
 Transform = Callable[[np.ndarray, float], np.ndarray]
@@ -68,6 +75,42 @@ TRANSFORMS: dict[str, tuple[Transform, tuple[float, ...], str]] = {
     "narrower": (narrower, (0.97, 0.94, 0.9, 0.85), "width factor (bilinear)"),
     "thicker": (thicker, (2.0,), "erosion size (px)"),
 }
+
+
+STAT_NAMES = [f"orientation {i}/{ORIENTATION_BINS}" for i in range(ORIENTATION_BINS)] + [
+    "horizontal run (stroke width)",
+    "vertical run (stroke width)",
+    "ink density",
+    "ink darkness",
+    "px per character",
+    "ink height",
+    "vertical centre",
+]
+
+
+def statistics_table(real_a, generated: list[np.ndarray], real_b) -> list[dict]:
+    """Per hand-crafted statistic: how the writers' generated means differ from their real ones
+    (see the module docstring), the real half B giving the floor."""
+    def per_writer(images, words):
+        stats = np.stack([style_statistics(im, s.text) for im, s in zip(images, words)])
+        ws = np.array([s.writer for s in words])
+        names = sorted(set(ws))
+        return (np.stack([stats[ws == w].mean(0) for w in names]), np.stack([stats[ws == w].std(0) for w in names]))
+
+    (ma, sa), (mg, sg) = per_writer([s.image for s in real_a], real_a), per_writer(generated, real_a)
+    mb, _ = per_writer([s.image for s in real_b], real_b)
+    spread = np.maximum(ma.std(0), 1e-9)
+    return [
+        {
+            "statistic": name,
+            "bias": float((mg[:, i] - ma[:, i]).mean() / spread[i]),
+            "error": float(np.abs(mg[:, i] - ma[:, i]).mean() / spread[i]),
+            "floor_error": float(np.abs(mb[:, i] - ma[:, i]).mean() / spread[i]),
+            "correlation": float(np.corrcoef(mg[:, i], ma[:, i])[0, 1]),
+            "within_ratio": float(sg[:, i].mean() / max(sa[:, i].mean(), 1e-9)),
+        }
+        for i, name in enumerate(STAT_NAMES)
+    ]
 
 
 def match_ink(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -112,7 +155,7 @@ def main() -> None:
             rows.append({"what": f"real, {name} {x:g}", "transform": name, "amount": x, "unit": unit,
                          **score([fn(im, x) for im in real_b], bw)})  # fmt: skip
             print(f"{rows[-1]['what']}: FID {rows[-1]['fid']:.1f}, HWD {rows[-1]['hwd']:.2f}", flush=True)
-    width = None  # generated / real width of the same text, with --model
+    width = stats = None  # generated / real width of the same text; stroke statistics (--model)
     if args.model:
         from scriptvit_lib.generator import ScriptViT
 
@@ -128,6 +171,7 @@ def main() -> None:
         ratio = np.array([g.shape[1] / s.image.shape[1] for g, s in zip(gen, a)])
         width = {"median": float(np.median(ratio)), "q25": float(np.quantile(ratio, 0.25)),
                  "q75": float(np.quantile(ratio, 0.75))}  # fmt: skip
+        stats = statistics_table(a, gen, b)
     floor = rows[0]
     result = {
         "data": str(Path(args.data)),
@@ -137,6 +181,7 @@ def main() -> None:
         "seed": args.seed,
         "rows": rows,
         "model_width_ratio": width,
+        "statistics": stats,
         "seconds": round(time.time() - t0, 1),
     }
     out = Path(args.out)
@@ -170,6 +215,21 @@ def markdown(result: dict) -> str:
     if width:
         lines += ["", f"Generated / real width of the same text: median {width['median']:.2f} "
                   f"(quartiles {width['q25']:.2f}-{width['q75']:.2f})."]  # fmt: skip
+    if result.get("statistics"):
+        lines += [
+            "",
+            "Which stroke properties are off: per writer, the mean of each hand-crafted statistic over its "
+            "generated words minus over its real words, in units of the spread of the real writers' means "
+            "(floor: the same error of the real half B; within: spread inside a writer, generated / real).",
+            "",
+            "| statistic | bias | error | floor | correlation over writers | within |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {r['statistic']} | {r['bias']:+.2f} | {r['error']:.2f} | {r['floor_error']:.2f} | "
+            f"{r['correlation']:.2f} | {r['within_ratio']:.2f} |"
+            for r in result["statistics"]
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -251,5 +251,13 @@ def test_fid_sensitivity_transforms_change_words_as_named(data, tmp_path):
     md = mod.markdown({"data": "d", "writers": 2, "words_per_set": 4, "seed": 0, "rows": rows,
                        "model_width_ratio": {"median": 1.0, "q25": 0.9, "q75": 1.1}})  # fmt: skip
     assert "FID <= 12.0" in md and "| model | 40.0 | 6.7 | 8.00 | 2.7 |" in md
+    a, b = halves(data["test"], 6, 0)
+    same = mod.statistics_table(a, [s.image for s in a], b)  # "generated" = the real words themselves
+    assert len(same) == len(mod.STAT_NAMES) and all(r["error"] == 0 and r["within_ratio"] == 1 for r in same)
+    thick = {r["statistic"]: r for r in mod.statistics_table(a, [mod.thicker(s.image, 2) for s in a], b)}
+    assert thick["horizontal run (stroke width)"]["bias"] > 1  # thicker strokes show as a width bias
+    md = mod.markdown({"data": "d", "writers": 2, "words_per_set": 4, "seed": 0, "rows": rows,
+                       "model_width_ratio": None, "statistics": same})  # fmt: skip
+    assert "| ink darkness | +0.00 | 0.00 |" in md
     mod.figure(rows, rows[0], tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 10_000
