@@ -91,11 +91,15 @@ STAT_NAMES = [f"orientation {i}/{ORIENTATION_BINS}" for i in range(ORIENTATION_B
 def statistics_table(real_a, generated: list[np.ndarray], real_b) -> list[dict]:
     """Per hand-crafted statistic: how the writers' generated means differ from their real ones
     (see the module docstring), the real half B giving the floor."""
+
     def per_writer(images, words):
         stats = np.stack([style_statistics(im, s.text) for im, s in zip(images, words)])
         ws = np.array([s.writer for s in words])
         names = sorted(set(ws))
-        return (np.stack([stats[ws == w].mean(0) for w in names]), np.stack([stats[ws == w].std(0) for w in names]))
+        return (
+            np.stack([stats[ws == w].mean(0) for w in names]),
+            np.stack([stats[ws == w].std(0) for w in names]),
+        )
 
     (ma, sa), (mg, sg) = per_writer([s.image for s in real_a], real_a), per_writer(generated, real_a)
     mb, _ = per_writer([s.image for s in real_b], real_b)
@@ -136,7 +140,9 @@ def main() -> None:
     t0 = time.time()
     data = load_data(args.data)
     j = Path(args.judges) if args.judges else None
-    judges = load_judges(j) if j is not None and (j / "judges.json").is_file() else judges_for(data["train"], j)
+    judges = (
+        load_judges(j) if j is not None and (j / "judges.json").is_file() else judges_for(data["train"], j)
+    )
     a, b = halves(data["test"], args.n_per_writer, args.seed)
     ref = judges.describe([hwd_prepare(s.image) for s in a])
     ref_tokens = tokens_by_writer(ref["tokens"], [s.writer for s in a])
@@ -246,7 +252,13 @@ def figure(rows: list[dict], floor: dict, path: str) -> None:
         pts = [r for r in rows if r["transform"] == name]
         for row, key in enumerate(("fid", "hwd")):
             ax = axes[row, c]
-            ax.plot([r["amount"] for r in pts], [r[key] for r in pts], "o-", color="tab:blue", label="real, changed")
+            ax.plot(
+                [r["amount"] for r in pts],
+                [r[key] for r in pts],
+                "o-",
+                color="tab:blue",
+                label="real, changed",
+            )
             ax.axhline(floor[key], color="k", lw=1, label="floor")
             ax.axhline(2 * floor[key], color="tab:green", ls="--", lw=1, label="target (2 x floor)")
             if model:

@@ -90,7 +90,9 @@ def main() -> None:
             f"({leg['it_per_s']} it/s, bench/gpu_leg)"
         )
     wall = f"{minutes:.1f} minutes"
-    hardware = f"{platform.machine()}, {os.cpu_count()} CPU cores (shared with other work while training){gpu_leg}"
+    hardware = (
+        f"{platform.machine()}, {os.cpu_count()} CPU cores (shared with other work while training){gpu_leg}"
+    )
     if lineage is not None:  # the whole history of these weights, from the checkpoint itself
         wall = f"{lineage['minutes']:.1f} minutes over {len(lineage['rows'])} segment(s) (see Lineage)"
         if lineage["unrecorded_steps"]:

@@ -531,7 +531,16 @@ def read_lineage(ck: dict) -> list[dict]:
     step = int(ck.get("step", 0))
     if step == 0:
         return []
-    return [{"run": None, "how": "not recorded", "from_step": 0, "to_step": step, "minutes": None, "hardware": None}]
+    return [
+        {
+            "run": None,
+            "how": "not recorded",
+            "from_step": 0,
+            "to_step": step,
+            "minutes": None,
+            "hardware": None,
+        }
+    ]
 
 
 def hardware_name(device: torch.device, world: int = 1) -> str:
@@ -553,7 +562,11 @@ def lineage_summary(lineage: list[dict]) -> dict:
     rows: list[dict] = []
     for seg in lineage:
         last = rows[-1] if rows else None
-        if last and seg["how"] == "resumed" and (last["run"], last["hardware"]) == (seg["run"], seg["hardware"]):
+        if (
+            last
+            and seg["how"] == "resumed"
+            and (last["run"], last["hardware"]) == (seg["run"], seg["hardware"])
+        ):
             last["to_step"] = seg["to_step"]
             last["minutes"] = (last["minutes"] or 0.0) + (seg["minutes"] or 0.0)
             last["processes"] += 1

@@ -228,7 +228,9 @@ def test_fidelity_runs_draws_bars_and_curves(tmp_path):
 def test_fid_sensitivity_transforms_change_words_as_named(data, tmp_path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_fid_sensitivity", ROOT / "bench" / "fid_sensitivity.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_fid_sensitivity", ROOT / "bench" / "fid_sensitivity.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     im = data["train"][0].image

@@ -364,12 +364,18 @@ def test_gpu_leg_round_trip_carries_the_lineage(data, tmp_path):
     train(cfg, data, progress=False)
     ck = list_checkpoints(tmp_path / "run" / "checkpoints")[-1]
     leg = ROOT / "bench" / "gpu_leg"
-    run = lambda *a: subprocess.run([sys.executable, *map(str, a)], check=True, cwd=tmp_path, capture_output=True)  # noqa: E731
+
+    def run(*args):
+        subprocess.run([sys.executable, *map(str, args)], check=True, cwd=tmp_path, capture_output=True)
+
     run(leg / "pack.py", ck, tmp_path / "pack", 0.5)
-    run(leg / "continue_on_gpu.py", "--pack", tmp_path / "pack", "--data", data_file, "--run", tmp_path / "there",
-        "--minutes", 0.02, "--device", "cpu", "--out", tmp_path / "back")  # fmt: skip
+    there = ["--run", tmp_path / "there", "--minutes", 0.02, "--device", "cpu", "--out", tmp_path / "back"]
+    run(leg / "continue_on_gpu.py", "--pack", tmp_path / "pack", "--data", data_file, *there)
     run(leg / "unpack.py", tmp_path / "back", tmp_path / "run", tmp_path / "home", data_file)
     back = load_checkpoint(list_checkpoints(tmp_path / "home" / "checkpoints")[-1])
     segs = read_lineage(back)
-    assert [(Path(s["run"]).name, s["how"], s["from_step"]) for s in segs] == [("run", "fresh", 0), ("there", "resumed", 3)]
+    assert [(Path(s["run"]).name, s["how"], s["from_step"]) for s in segs] == [
+        ("run", "fresh", 0),
+        ("there", "resumed", 3),
+    ]
     assert segs[-1]["to_step"] == back["step"] > 3  # the leg trained, and its iterations are in the record

@@ -19,7 +19,10 @@ for net in ("G", "D", "R", "W", "S"):  # S: the style-id head, only with --w-sty
 save_file(flat, str(out / "nets.safetensors"))
 meta = {k: ck[k] for k in ("step", "pretrain_done", "ema_updates")}
 meta.update(
-    train_config=ck["train_config"], model_config=ck["model_config"], elapsed=elapsed, source=ck_path.name,
+    train_config=ck["train_config"],
+    model_config=ck["model_config"],
+    elapsed=elapsed,
+    source=ck_path.name,
     lineage=ck.get("lineage", ""),  # the weights' history travels with them (trainer.read_lineage)
 )
 (out / "meta.json").write_text(json.dumps(meta))
