@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from scriptvit_lib.data import load_data  # noqa: E402
 from scriptvit_lib.evaluate import generate, halves  # noqa: E402
-from scriptvit_lib.features import judges_for, load_judges  # noqa: E402
+from scriptvit_lib.features import judges_at  # noqa: E402
 from scriptvit_lib.fidelity import ORIENTATION_BINS, style_statistics  # noqa: E402
 from scriptvit_lib.metrics import fid, hwd, hwd_prepare, tokens_by_writer  # noqa: E402
 
@@ -139,10 +139,7 @@ def main() -> None:
 
     t0 = time.time()
     data = load_data(args.data)
-    j = Path(args.judges) if args.judges else None
-    judges = (
-        load_judges(j) if j is not None and (j / "judges.json").is_file() else judges_for(data["train"], j)
-    )
+    judges = judges_at(args.judges, data["train"])
     a, b = halves(data["test"], args.n_per_writer, args.seed)
     ref = judges.describe([hwd_prepare(s.image) for s in a])
     ref_tokens = tokens_by_writer(ref["tokens"], [s.writer for s in a])

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scriptvit_lib.data import load_data  # noqa: E402
-from scriptvit_lib.features import judges_for, load_judges  # noqa: E402
+from scriptvit_lib.features import judges_at  # noqa: E402
 from scriptvit_lib.fidelity import style_fidelity  # noqa: E402
 from scriptvit_lib.generator import ScriptViT  # noqa: E402
 from scriptvit_lib.trainer import (  # noqa: E402
@@ -154,10 +154,7 @@ def main() -> None:
         return
 
     data = load_data(args.data)
-    j = Path(args.judges) if args.judges else None
-    judges = (
-        load_judges(j) if j is not None and (j / "judges.json").is_file() else judges_for(data["train"], j)
-    )
+    judges = judges_at(args.judges, data["train"])
     cks = args.checkpoints or [list_checkpoints(r / "checkpoints")[-1] for r in args.runs]
     rows = []
     labels = args.labels or [str(r) for r in args.runs]

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from scriptvit_lib.adaptation import WHAT, AdaptConfig, load_recognizer  # noqa: E402
 from scriptvit_lib.data import load_data  # noqa: E402
-from scriptvit_lib.features import judges_for, load_judges  # noqa: E402
+from scriptvit_lib.features import judges_at  # noqa: E402
 from scriptvit_lib.fidelity import (  # noqa: E402
     fidelity_figure,
     per_writer_correlations,
@@ -165,10 +165,7 @@ def main() -> None:
 
     t0 = time.time()
     data = load_data(args.data)
-    j = Path(args.judges) if args.judges else None
-    judges = (
-        load_judges(j) if j is not None and (j / "judges.json").is_file() else judges_for(data["train"], j)
-    )
+    judges = judges_at(args.judges, data["train"])
     excluded = []
     if args.exclude_from:
         excluded = sorted(load_data(args.exclude_from)["train"].writers)

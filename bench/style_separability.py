@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from scriptvit_lib.data import load_data  # noqa: E402
-from scriptvit_lib.features import judges_for, load_judges  # noqa: E402
+from scriptvit_lib.features import judges_at  # noqa: E402
 from scriptvit_lib.fidelity import style_separability  # noqa: E402
 from scriptvit_lib.generator import ScriptViT  # noqa: E402
 
@@ -54,10 +54,7 @@ def main() -> None:
     if len(labels) != len(args.models):
         sys.exit("--labels: one per model")
     data = load_data(args.data)
-    j = Path(args.judges) if args.judges else None
-    judges = (
-        load_judges(j) if j is not None and (j / "judges.json").is_file() else judges_for(data["train"], j)
-    )
+    judges = judges_at(args.judges, data["train"])
     models = [(lab, ScriptViT.from_pretrained(m), m) for lab, m in zip(labels, args.models)]
     if args.untrained:
         torch.manual_seed(0)

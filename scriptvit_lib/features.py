@@ -407,6 +407,15 @@ def default_cache_root() -> Path:
     return Path(os.environ.get("SCRIPTVIT_JUDGES", "results/judges"))
 
 
+def judges_at(path: str | Path | None, train_words: WordSet, *, progress: bool = True) -> Judges:
+    """The judges a `--judges PATH` option names: a judges folder itself, or a cache root in
+    which `judges_for` finds (or trains) the judges of `train_words` (None: the default root)."""
+    p = Path(path) if path else None
+    if p is not None and (p / JUDGES_JSON).is_file():
+        return load_judges(p)
+    return judges_for(train_words, p, progress=progress)
+
+
 def judges_for(
     train_words: WordSet,
     cache_root: str | Path | None = None,

@@ -66,6 +66,8 @@ def test_judges_roundtrip_and_cache(data, judges_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(features, "train_judges", lambda *a, **k: pytest.fail("retrained a cached judge"))
     cached = judges_for(data["train"], tmp_path, config=TINY_JUDGES, progress=False)
     torch.testing.assert_close(first.embed(images), cached.embed(images))
+    direct = features.judges_at(judges_dir, data["train"])  # --judges naming a judges folder: loaded
+    torch.testing.assert_close(j.embed(images), direct.embed(images))
     with pytest.raises(FileNotFoundError, match="judges.json"):
         load_judges(tmp_path / "nothing")
 
