@@ -71,6 +71,9 @@ def _train(args: argparse.Namespace) -> None:
         k=args.k,
         k_max=args.k_max,
         lr=args.lr,
+        lr_decay_start=args.lr_decay_start,
+        lr_decay_end=args.lr_decay_end,
+        lr_end_factor=args.lr_end_factor,
         w_recon=args.w_recon,
         w_adv=args.w_adv,
         w_ctc=args.w_ctc,
@@ -249,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name, typ in [
         ("batch-size", int), ("k", int), ("k-max", int), ("lr", float), ("w-recon", float),
+        ("lr-decay-start", int), ("lr-decay-end", int), ("lr-end-factor", float),
         ("pretrain-steps", int),
         ("w-adv", float), ("w-ctc", float), ("w-writer", float), ("w-width", float), ("w-style-id", float),
         ("w-style-nce", float), ("nce-tau", float), ("w-feat", float),

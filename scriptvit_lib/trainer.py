@@ -93,6 +93,13 @@ class TrainConfig:
     """Library option (0 = off): every batch draws its number of style images uniformly from
     1..k_max (VATr-style), so the encoder learns to use few and many references."""
     lr: float = 5e-5  # paper silent: HWT/VATr Adam lr 5e-5 for all four networks
+    lr_decay_start: int = 0
+    lr_decay_end: int = 0
+    """Library option (off while `lr_decay_end` <= `lr_decay_start`): the learning rate of all four
+    networks falls linearly from `lr` at iteration `lr_decay_start` to `lr * lr_end_factor` at
+    `lr_decay_end` and stays there. Iterations count over the whole lineage, so a resumed run
+    (whose loaded optimizers carry their old rate) follows the same schedule."""
+    lr_end_factor: float = 0.1
     beta1: float = 0.0  # paper silent: HWT/VATr betas (0, 0.999)
     beta2: float = 0.999
     g_every: int = 2  # paper: generator updated every 2nd iteration
@@ -321,9 +328,22 @@ class Trainer:
         self.pretrain_done += 1
         return {k: v.item() for k, v in losses.items()}
 
+    def lr_factor(self, step: int) -> float:
+        """The learning rate at iteration `step`, as a fraction of `lr` (see `lr_decay_start`)."""
+        cfg = self.cfg
+        lo, hi = cfg.lr_decay_start, cfg.lr_decay_end
+        if hi <= lo or step <= lo:
+            return 1.0
+        return 1.0 - (1.0 - cfg.lr_end_factor) * min(1.0, (step - lo) / (hi - lo))
+
     def train_step(self, b: StyleBatch) -> dict[str, float]:
         """One iteration of the paper's schedule on batch `b` (already on the device)."""
         cfg = self.cfg
+        if cfg.lr_decay_end > cfg.lr_decay_start:
+            lr = cfg.lr * self.lr_factor(self.step)
+            for opt in self.opt.values():
+                for group in opt.param_groups:
+                    group["lr"] = lr
         g_turn = self.step % cfg.g_every == 0
         with self._autocast():
             memory = self.G.encode_style(b.style, b.style_widths)

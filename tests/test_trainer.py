@@ -379,3 +379,25 @@ def test_gpu_leg_round_trip_carries_the_lineage(data, tmp_path):
         ("there", "resumed", 3),
     ]
     assert segs[-1]["to_step"] == back["step"] > 3  # the leg trained, and its iterations are in the record
+
+
+def test_lr_decay_follows_the_lineage_step_in_every_optimizer(data, tmp_path):
+    cfg = TrainConfig(preset="tiny", out=str(tmp_path), lr=1e-3, w_style_id=1.0,
+                      lr_decay_start=2, lr_decay_end=6, lr_end_factor=0.1)  # fmt: skip
+    tr, ds, _ = build_trainer(cfg, data["train"])
+    # a resumed optimizer carries whatever rate it was saved with: the schedule must override it
+    for opt in tr.opt.values():
+        for group in opt.param_groups:
+            group["lr"] = 5.0
+    seen = []
+    for step in range(8):
+        tr.train_step(_batch(ds, cfg, step, 0))
+        seen.append({g["lr"] for opt in tr.opt.values() for g in opt.param_groups})
+    assert len(tr.opt["G"].param_groups) == 2, "the style-id head's group must be covered too"
+    expected = [1.0, 1.0, 1.0, 0.775, 0.55, 0.325, 0.1, 0.1]
+    for got, want in zip(seen, expected):
+        assert len(got) == 1 and got.pop() == pytest.approx(1e-3 * want)
+    off = TrainConfig(preset="tiny", out=str(tmp_path / "off"), lr=1e-3)
+    tr, ds, _ = build_trainer(off, data["train"])
+    tr.train_step(_batch(ds, off, 0, 0))
+    assert {g["lr"] for opt in tr.opt.values() for g in opt.param_groups} == {1e-3}
