@@ -13,6 +13,11 @@ model. Also scored, as diagnostics (not options of the library):
   writer's real words in B (the pool the style words come from): how much of FID is ink tone.
 * ``model, width matched``: each generated word resampled to the width of the real word of the
   same text (uses the target; resampling itself costs FID, see ``width`` rows).
+* ``model, centroids moved onto the real ones`` / ``real, centroids moved onto the model's``
+  (feature space, FID only): each writer's generated embeddings shifted so their mean is that
+  writer's real mean in B, and B's shifted onto the generated mean - splits FID's excess into
+  the part that is each writer's *hand* as a whole (centroid) and the part that is the words
+  around it.
 
 With `--model`, also which stroke properties are off: per writer, the mean of each of
 `fidelity.style_statistics`' 15 hand-crafted numbers over its generated words vs over its real
@@ -33,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from scipy import ndimage
 
@@ -117,6 +123,18 @@ def statistics_table(real_a, generated: list[np.ndarray], real_b) -> list[dict]:
     ]
 
 
+def centroid_swaps(gen, gen_writers: np.ndarray, real, real_writers: np.ndarray):
+    """Per writer, the generated embeddings moved so their mean is the real one, and the real
+    embeddings moved so their mean is the generated one -> (moved generated, moved real)."""
+    moved, moved_real = gen.clone(), real.clone()
+    for w in set(gen_writers):
+        g, r = torch.from_numpy(gen_writers == w), torch.from_numpy(real_writers == w)
+        shift = real[r].mean(0) - gen[g].mean(0)
+        moved[g] += shift
+        moved_real[r] -= shift
+    return moved, moved_real
+
+
 def match_ink(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Grey levels of `image` mapped onto the quantiles of `reference` (flattened pixels)."""
     q = np.linspace(0, 1, 257)
@@ -144,15 +162,19 @@ def main() -> None:
     ref = judges.describe([hwd_prepare(s.image) for s in a])
     ref_tokens = tokens_by_writer(ref["tokens"], [s.writer for s in a])
 
-    def score(images: list[np.ndarray], writers: list[str]) -> dict:
+    described = {}
+
+    def score(images: list[np.ndarray], writers: list[str], key: str | None = None) -> dict:
         d = judges.describe([hwd_prepare(im) for im in images])
+        if key:
+            described[key] = d["embedding"]
         return {
             "fid": fid(ref["embedding"], d["embedding"]),
             "hwd": hwd(ref_tokens, tokens_by_writer(d["tokens"], writers)),
         }
 
     real_b, bw = [s.image for s in b], [s.writer for s in b]
-    rows = [{"what": "real-vs-real floor", "transform": None, "amount": None, **score(real_b, bw)}]
+    rows = [{"what": "real-vs-real floor", "transform": None, "amount": None, **score(real_b, bw, "real")}]
     for name, (fn, amounts, unit) in TRANSFORMS.items():
         for x in amounts:
             rows.append({"what": f"real, {name} {x:g}", "transform": name, "amount": x, "unit": unit,
@@ -165,7 +187,12 @@ def main() -> None:
         model = ScriptViT.from_pretrained(args.model)
         gen = generate(model, a, b, k=args.k, seed=args.seed, desc="model")
         aw = [s.writer for s in a]
-        rows.append({"what": "model", "transform": "model", "amount": None, **score(gen, aw)})
+        rows.append({"what": "model", "transform": "model", "amount": None, **score(gen, aw, "model")})
+        moved, moved_real = centroid_swaps(described["model"], np.array(aw), described["real"], np.array(bw))
+        rows.append({"what": "model, centroids moved onto the real ones (features)", "transform": "model",
+                     "amount": None, "fid": fid(ref["embedding"], moved), "hwd": None})  # fmt: skip
+        rows.append({"what": "real, centroids moved onto the model's (features)", "transform": "model",
+                     "amount": None, "fid": fid(ref["embedding"], moved_real), "hwd": None})  # fmt: skip
         pool = {w: np.concatenate([s.image.ravel() for s in b.of_writer(w)]) for w in set(aw)}
         rows.append({"what": "model, ink matched to the writer's style pool", "transform": "model", "amount": None,
                      **score([match_ink(g, pool[w]) for g, w in zip(gen, aw)], aw)})  # fmt: skip
@@ -212,7 +239,8 @@ def markdown(result: dict) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {r['what']} | {r['fid']:.1f} | {r['fid'] / floor['fid']:.1f} | {r['hwd']:.2f} | {r['hwd'] / floor['hwd']:.1f} |"
+        f"| {r['what']} | {r['fid']:.1f} | {r['fid'] / floor['fid']:.1f} | "
+        + ("- | - |" if r["hwd"] is None else f"{r['hwd']:.2f} | {r['hwd'] / floor['hwd']:.1f} |")
         for r in rows
     ]
     if width:

@@ -250,9 +250,22 @@ def test_fid_sensitivity_transforms_change_words_as_named(data, tmp_path):
     rows += [{"what": f"real, blur {x}", "transform": "blur", "amount": x, "fid": 6 + 100 * x, "hwd": 3 + x}
              for x in (0.35, 0.7)]  # fmt: skip
     rows += [{"what": "model", "transform": "model", "amount": None, "fid": 40.0, "hwd": 8.0}]
+    rows += [{"what": "model, centroids moved", "transform": "model", "amount": None, "fid": 12.0,
+              "hwd": None}]  # fmt: skip
     md = mod.markdown({"data": "d", "writers": 2, "words_per_set": 4, "seed": 0, "rows": rows,
                        "model_width_ratio": {"median": 1.0, "q25": 0.9, "q75": 1.1}})  # fmt: skip
     assert "FID <= 12.0" in md and "| model | 40.0 | 6.7 | 8.00 | 2.7 |" in md
+    assert "| model, centroids moved | 12.0 | 2.0 | - | - |" in md
+    # centroid swaps: each writer's mean moves onto the other set's; spread around it stays
+    gen = torch.randn(6, 3, dtype=torch.float64)
+    real = torch.randn(4, 3, dtype=torch.float64) + 5
+    gw, rw = np.array(list("aaabbb")), np.array(list("aabb"))
+    moved, moved_real = mod.centroid_swaps(gen, gw, real, rw)
+    for w in "ab":
+        g, r = torch.from_numpy(gw == w), torch.from_numpy(rw == w)
+        assert torch.allclose(moved[g].mean(0), real[r].mean(0))
+        assert torch.allclose(moved_real[r].mean(0), gen[g].mean(0))
+        assert torch.allclose(moved[g] - moved[g].mean(0), gen[g] - gen[g].mean(0))
     a, b = halves(data["test"], 6, 0)
     same = mod.statistics_table(a, [s.image for s in a], b)  # "generated" = the real words themselves
     assert len(same) == len(mod.STAT_NAMES) and all(r["error"] == 0 and r["within_ratio"] == 1 for r in same)
