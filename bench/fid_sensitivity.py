@@ -13,6 +13,9 @@ model. Also scored, as diagnostics (not options of the library):
   writer's real words in B (the pool the style words come from): how much of FID is ink tone.
 * ``model, width matched``: each generated word resampled to the width of the real word of the
   same text (uses the target; resampling itself costs FID, see ``width`` rows).
+* ``model, + pixel noise``: the renderer's per-pixel noise (std 2 grey levels, mostly on the
+  ink) added to each generated word: whether FID's excess is the texture a regression to the
+  target cannot produce.
 * ``model, centroids moved onto the real ones`` / ``real, centroids moved onto the model's``
   (feature space, FID only): each writer's generated embeddings shifted so their mean is that
   writer's real mean in B, and B's shifted onto the generated mean - splits FID's excess into
@@ -123,6 +126,17 @@ def statistics_table(real_a, generated: list[np.ndarray], real_b) -> list[dict]:
     ]
 
 
+def add_noise(images: list[np.ndarray], std: float, seed: int) -> list[np.ndarray]:
+    """Gaussian grey-level noise, std x (0.3 + ink fraction) per pixel, as `render` adds it."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for im in images:
+        x = im.astype(np.float32)
+        x += rng.normal(0, std, im.shape) * (0.3 + (255 - x) / 255)
+        out.append(x.round().clip(0, 255).astype(np.uint8))
+    return out
+
+
 def centroid_swaps(gen, gen_writers: np.ndarray, real, real_writers: np.ndarray):
     """Per writer, the generated embeddings moved so their mean is the real one, and the real
     embeddings moved so their mean is the generated one -> (moved generated, moved real)."""
@@ -188,6 +202,8 @@ def main() -> None:
         gen = generate(model, a, b, k=args.k, seed=args.seed, desc="model")
         aw = [s.writer for s in a]
         rows.append({"what": "model", "transform": "model", "amount": None, **score(gen, aw, "model")})
+        rows.append({"what": "model, + pixel noise like the renderer's (std 2)", "transform": "model",
+                     "amount": None, **score(add_noise(gen, 2.0, args.seed), aw)})  # fmt: skip
         moved, moved_real = centroid_swaps(described["model"], np.array(aw), described["real"], np.array(bw))
         rows.append({"what": "model, centroids moved onto the real ones (features)", "transform": "model",
                      "amount": None, "fid": fid(ref["embedding"], moved), "hwd": None})  # fmt: skip

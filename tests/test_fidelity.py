@@ -256,6 +256,10 @@ def test_fid_sensitivity_transforms_change_words_as_named(data, tmp_path):
                        "model_width_ratio": {"median": 1.0, "q25": 0.9, "q75": 1.1}})  # fmt: skip
     assert "FID <= 12.0" in md and "| model | 40.0 | 6.7 | 8.00 | 2.7 |" in md
     assert "| model, centroids moved | 12.0 | 2.0 | - | - |" in md
+    noisy = mod.add_noise([im], 2.0, 0)[0]
+    assert noisy.shape == im.shape and 0.1 < np.abs(noisy.astype(float) - im).mean() < 3
+    ink_px = im < 128
+    assert np.abs(noisy.astype(float) - im)[ink_px].mean() > np.abs(noisy.astype(float) - im)[~ink_px].mean()
     # centroid swaps: each writer's mean moves onto the other set's; spread around it stays
     gen = torch.randn(6, 3, dtype=torch.float64)
     real = torch.randn(4, 3, dtype=torch.float64) + 5
