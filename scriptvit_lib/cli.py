@@ -83,6 +83,7 @@ def _train(args: argparse.Namespace) -> None:
         w_style_nce=args.w_style_nce,
         nce_tau=args.nce_tau,
         w_feat=args.w_feat,
+        w_match=args.w_match,
         balance=args.balance,
         g_every=args.g_every,
         pretrain_steps=args.pretrain_steps,
@@ -247,15 +248,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--init-from",
         default=None,
-        help="start a new run from this checkpoint's weights (fresh optimizers); "
-        "e.g. with --set style_modulation=film",
+        help="start a new run from this checkpoint's weights (fresh optimizers), e.g. with "
+        "--set style_modulation=film; or from a model folder (its generator and recognizer; "
+        "D and W start fresh: give --pretrain-steps to train W on real words first)",
     )
     for name, typ in [
         ("batch-size", int), ("k", int), ("k-max", int), ("lr", float), ("w-recon", float),
         ("lr-decay-start", int), ("lr-decay-end", int), ("lr-end-factor", float),
         ("pretrain-steps", int),
         ("w-adv", float), ("w-ctc", float), ("w-writer", float), ("w-width", float), ("w-style-id", float),
-        ("w-style-nce", float), ("nce-tau", float), ("w-feat", float),
+        ("w-style-nce", float), ("nce-tau", float), ("w-feat", float), ("w-match", float),
         ("balance", float), ("g-every", int), ("ema", float), ("grad-clip", float), ("seed", int),
         ("ckpt-every-minutes", float), ("ckpt-every-steps", int), ("sample-every", int),
         ("train-writers", int),

@@ -95,3 +95,47 @@ class Discriminator(nn.Module):
 
     def width_mask(self, widths: torch.Tensor, num_cols: int) -> torch.Tensor:
         return width_mask(widths, num_cols, STRIDE)
+
+
+class StyleMatchDiscriminator(nn.Module):
+    """Library option (`TrainConfig.w_match`): was this word written by the writer of these k
+    style words? A matching-aware discriminator (Reed et al., 2016, GAN-CLS) whose condition is
+    not a writer id but the style words themselves, so it speaks for writers nobody trained on.
+    It is a head over a feature network's columns - in training, the writer classifier W's
+    trunk (trained on real words to tell writers apart), so it starts from features that already
+    separate hands; a trunk of its own from random weights barely learned in our tests (every
+    word maps to nearly the same features at first, and the matching signal is second-order):
+
+        h_p = column p of W's trunk(word)         s = mean over the k style words of W.embed
+        logit_p = head([h_p, s, h_p * s, |h_p - s|])          (1x1 convs; one logit per 8-px column)
+
+    Trained with hinge losses (`losses.match_d_hinge_loss`) to score a real word with its own
+    writer's style words above +1, and both a fake with the style words it was written from and
+    a real word with *another* writer's style words below -1 - the second negative is what makes
+    it judge the hand rather than realism (which `Discriminator` already does). Not in the paper,
+    which has an unconditional D and a writer classifier over training writers only."""
+
+    stride = STRIDE
+
+    def __init__(self, dim: int, *, hidden: int | None = None, spectral: bool = True):
+        super().__init__()
+        hidden = hidden or dim
+        self.head = nn.Sequential(
+            _sn(nn.Conv1d(4 * dim, hidden, 1), spectral), nn.ReLU(), _sn(nn.Conv1d(hidden, 1, 1), spectral)
+        )
+
+    @classmethod
+    def from_config(cls, cfg: ScriptViTConfig) -> StyleMatchDiscriminator:
+        """Build for the writer classifier's features (8 x `wcls_ch` channels)."""
+        return cls(8 * cfg.wcls_ch)
+
+    def score(self, columns: torch.Tensor, style_vec: torch.Tensor) -> torch.Tensor:
+        """Word features per column [B, C, P] and the style words' features [B, C] -> logits
+        [B, P] (one feature pass can be scored against several style vectors)."""
+        s = style_vec[:, :, None].expand_as(columns)
+        return self.head(torch.cat([columns, s, columns * s, (columns - s).abs()], dim=1)).squeeze(1)
+
+    forward = score
+
+    def width_mask(self, widths: torch.Tensor, num_cols: int) -> torch.Tensor:
+        return width_mask(widths, num_cols, STRIDE)

@@ -49,6 +49,45 @@ def g_hinge_loss(fake_logits: torch.Tensor, fake_mask: torch.Tensor | None = Non
     return -_masked_mean(fake_logits, fake_mask)
 
 
+def match_d_hinge_loss(
+    real_logits: torch.Tensor,
+    fake_logits: torch.Tensor,
+    swapped_logits: torch.Tensor,
+    real_mask: torch.Tensor | None = None,
+    fake_mask: torch.Tensor | None = None,
+    swapped_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Hinge loss of the style-matching discriminator (`StyleMatchDiscriminator`, library option):
+
+        L = E[ max(0, 1 - D(x_real | s_own)) ] + 1/2 E[ max(0, 1 + D(x_fake | s_own)) ]
+                                               + 1/2 E[ max(0, 1 + D(x_real | s_other)) ]
+
+    `swapped_logits` score real words against another writer's style words (`other_writer`);
+    both negatives together weigh as much as the positive. An empty negative (no sample has a
+    partner of another writer; or no fakes) is left out and the other takes its weight."""
+    negs = [
+        _masked_mean(F.relu(1.0 + logits), mask)
+        for logits, mask in ((fake_logits, fake_mask), (swapped_logits, swapped_mask))
+        if logits.shape[0] > 0
+    ]
+    assert negs, "match_d_hinge_loss needs fakes or swapped pairs"
+    return _masked_mean(F.relu(1.0 - real_logits), real_mask) + sum(negs) / len(negs)
+
+
+def other_writer(writer_ids: torch.Tensor) -> torch.Tensor:
+    """[B] writer ids -> [B] index of a batch partner of another writer for each sample (the
+    next one, cyclically, whose writer differs), or -1 where every sample has the same writer."""
+    n = len(writer_ids)
+    out = torch.full((n,), -1, dtype=torch.long, device=writer_ids.device)
+    for i in range(n):
+        for step in range(1, n):
+            j = (i + step) % n
+            if writer_ids[j] != writer_ids[i]:
+                out[i] = j
+                break
+    return out
+
+
 def ctc_loss(
     log_probs: torch.Tensor,
     targets: torch.Tensor,

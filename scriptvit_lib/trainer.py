@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 
 from .charset import Charset
 from .config import ScriptViTConfig
-from .discriminator import Discriminator
+from .discriminator import Discriminator, StyleMatchDiscriminator
 from .errors import UserError
 from .generator import ScriptViT
 from .losses import (
@@ -57,6 +57,8 @@ from .losses import (
     d_hinge_loss,
     feature_match_loss,
     g_hinge_loss,
+    match_d_hinge_loss,
+    other_writer,
     style_contrastive_loss,
     writer_ce_loss,
 )
@@ -128,6 +130,13 @@ class TrainConfig:
     w_feat: float = 0.0
     """Library option (0 = off): feature-matching loss (`losses.feature_match_loss`) between the
     fake and its real target word (same writer, same text) in the writer classifier's trunk."""
+    w_match: float = 0.0
+    """Library option (0 = off): weight of the style-matching discriminator's generator loss
+    (`discriminator.StyleMatchDiscriminator`): a second, conditional discriminator learns whether
+    a word was written by the writer of the given k style words (real words of another writer
+    are its extra negatives), and G is rewarded when its fake passes as written by its own style
+    words' writer. Conditioned on the style words, not on a writer id, so it speaks for unseen
+    writers too. Trained every iteration with D, in its own Adam."""
     w_width: float = 1.0
     """Weight of the width head's regression loss (models with `width_mode="predicted"` only):
     squared error of log px per character against the real target word's."""
@@ -172,6 +181,8 @@ LOG_FIELDS = [
     "G_style_id",
     "G_style_nce",
     "G_feat",
+    "D_match",
+    "G_match",
     "G_total",
 ]
 
@@ -240,6 +251,7 @@ class Trainer:
         self.D = Discriminator.from_config(mc).to(device)
         self.R = Recognizer.from_config(mc).to(device)
         self.W = WriterClassifier.from_config(mc).to(device)
+        self.M = StyleMatchDiscriminator.from_config(mc).to(device) if cfg.w_match > 0 else None
         if self.world > 1 and device.type == "cuda":  # BatchNorm statistics over all ranks' batches
             self.G, self.R = (nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in (self.G, self.R))
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.ema > 0 else None
@@ -248,7 +260,7 @@ class Trainer:
         betas = (cfg.beta1, cfg.beta2)
         self.opt = {
             name: torch.optim.Adam(getattr(self, name).parameters(), lr=cfg.lr, betas=betas)
-            for name in "GDRW"
+            for name in self.nets
         }
         if self.S is not None:
             self.opt["G"].add_param_group({"params": list(self.S.parameters())})
@@ -262,6 +274,11 @@ class Trainer:
         if self.amp_dtype is not None and device.type != "cuda":
             self.amp_dtype = None  # mixed precision is a GPU feature; CPU runs in fp32
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+    @property
+    def nets(self) -> str:
+        """The trained networks with an optimizer of their own: G, D, R, W (+ M when on)."""
+        return "GDRW" + ("M" if self.M is not None else "")
 
     # --- pieces -------------------------------------------------------------------------
     def _autocast(self):
@@ -363,6 +380,8 @@ class Trainer:
         self._step("D", losses["D_hinge"])
         self._step("R", losses["R_ctc_real"])
         self._step("W", losses["W_ce_real"])
+        if self.M is not None:
+            losses["D_match"] = self._match_step(b, fake.detach(), fake_w)
 
         logs = {k: v.item() for k, v in losses.items()}
         if g_turn:
@@ -370,6 +389,30 @@ class Trainer:
             logs.update(self.last_g_logs)
         self.step += 1
         return logs
+
+    def _match_step(self, b: StyleBatch, fake: torch.Tensor, fake_w: torch.Tensor) -> torch.Tensor:
+        """One update of the style-matching discriminator M (`w_match`), a head over W's features
+        (constants here): real words with their own style words (+), fakes with the style words
+        they were written from (-), real words with another writer's style words (-)."""
+        with self._autocast():
+            with torch.no_grad():
+                style_vec = self._style_embedding(b)
+                real_cols = self.W.columns(self.W.trunk(b.target))
+                fake_cols = self.W.columns(self.W.trunk(fake))
+            partner = other_writer(b.writer_ids)
+            keep = partner >= 0
+            real_mask = self.M.width_mask(b.target_widths, real_cols.shape[-1])
+            loss = match_d_hinge_loss(
+                self.M(real_cols, style_vec),
+                self.M(fake_cols, style_vec),
+                self.M(real_cols[keep], style_vec[partner[keep]]),
+                real_mask,
+                self.M.width_mask(fake_w, fake_cols.shape[-1]),
+                real_mask[keep],
+            )
+        self._check({"D_match": loss})
+        self._step("M", loss)
+        return loss
 
     def _generator_step(
         self, b: StyleBatch, fake: torch.Tensor, fake_w: torch.Tensor, memory=None
@@ -409,7 +452,13 @@ class Trainer:
                 with torch.no_grad():
                     real_maps = self.W.feature_maps(target)
                 l_feat = feature_match_loss(fake_maps, real_maps, fake_w, fake.shape[-1])
+            l_match = fake.new_zeros(())
+            if self.M is not None:  # through W's trunk (already run on the fakes) into the fake
+                m_fake = self.M(self.W.columns(fake_maps[-1]), self._style_embedding(b))
+                l_match = g_hinge_loss(m_fake, self.M.width_mask(fake_w, m_fake.shape[1]))
         out = {"G_adv": l_adv, "G_ctc": l_ctc, "G_writer": l_wr, "G_recon": l_rec, "G_width": l_width}
+        if self.M is not None:
+            out["G_match"] = l_match
         if self.S is not None:
             out["G_style_id"] = l_sid
         if cfg.w_style_nce > 0:
@@ -431,6 +480,7 @@ class Trainer:
                     a_ctc, a_wr = (a * cfg.w_ctc, a_wr) if name == "ctc" else (a_ctc, a * cfg.w_writer)
         total = cfg.w_adv * l_adv + a_ctc * l_ctc + a_wr * l_wr + cfg.w_recon * l_rec + cfg.w_width * l_width
         total = total + cfg.w_style_id * l_sid + cfg.w_style_nce * l_nce + cfg.w_feat * l_feat
+        total = total + cfg.w_match * l_match
         self._step("G", total)
         if self.G_ema is not None:
             # warm-up: the average starts short and lengthens to `ema`, so early samples are
@@ -452,7 +502,7 @@ class Trainer:
 
     # --- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict:
-        s = {name: getattr(self, name).state_dict() for name in "GDRW"}
+        s = {name: getattr(self, name).state_dict() for name in self.nets}
         s.update({f"opt_{n}": o.state_dict() for n, o in self.opt.items()})
         if self.G_ema is not None:
             s["G_ema"] = self.G_ema.state_dict()
@@ -477,6 +527,9 @@ class Trainer:
                 head_group = self.opt["G"].state_dict()["param_groups"][1]
                 opt_state = {**opt_state, "param_groups": opt_state["param_groups"] + [head_group]}
             self.opt[name].load_state_dict(opt_state)
+        if self.M is not None and "M" in s:  # else: M starts fresh (a run continued with M on)
+            self.M.load_state_dict(s["M"])
+            self.opt["M"].load_state_dict(s["opt_M"])
         if self.G_ema is not None and "G_ema" in s:
             self.G_ema.load_state_dict(s["G_ema"])
         if self.S is not None and "S" in s:
@@ -518,7 +571,7 @@ def warm_start(trainer: Trainer, ck: dict, source: str = "checkpoint") -> list[s
     """Load a checkpoint's weights and step counters into a new trainer (`TrainConfig.init_from`);
     optimizer states stay fresh. Returns the weights that started fresh (only `NEW_MODULES_OK`)."""
     fresh = []
-    for name in ("G", "G_ema", "D", "R", "W", "S"):
+    for name in ("G", "G_ema", "D", "R", "W", "S", "M"):
         net = getattr(trainer, name, None)
         if net is None or name not in ck:
             continue
@@ -541,6 +594,49 @@ def warm_start(trainer: Trainer, ck: dict, source: str = "checkpoint") -> list[s
     trainer.ema_updates = int(ck.get("ema_updates", 0))
     trainer.lineage = read_lineage(ck)
     return fresh
+
+
+def checkpoint_from_model(folder: str | Path) -> dict:
+    """A model folder (`save_pretrained`, e.g. `models/scriptvit-cpu`) -> a partial checkpoint for
+    `warm_start`: its generator as G and G_ema, its recognizer as R when the folder has one, the
+    step from its metadata. D, W (and M, S) are not in a model folder and start fresh, and
+    `pretrain_done` is 0, so `pretrain_steps` trains R and W on real words before the GAN."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from .adaptation import RECOGNIZER_NAME
+    from .generator import CONFIG_NAME, WEIGHTS_NAME
+
+    d = Path(folder)
+    if not (d / WEIGHTS_NAME).is_file() or not (d / CONFIG_NAME).is_file():
+        raise CheckpointError(f"{d} is not a model folder ({WEIGHTS_NAME} + {CONFIG_NAME})")
+    weights = load_file(str(d / WEIGHTS_NAME))
+    with safe_open(str(d / WEIGHTS_NAME), "pt") as f:
+        meta = f.metadata() or {}
+    step = int(meta.get("step", 0))
+    ck = {
+        "G": weights,
+        "G_ema": weights,
+        "step": step,
+        "pretrain_done": 0,
+        "ema_updates": step,  # the average is already long: no EMA warm-up again
+        "model_config": (d / CONFIG_NAME).read_text(),
+        "lineage": json.dumps(
+            [
+                {
+                    "run": str(d),
+                    "how": "model folder (its own lineage is in its model card)",
+                    "from_step": 0,
+                    "to_step": step,
+                    "minutes": None,
+                    "hardware": None,
+                }
+            ]
+        ),
+    }
+    if (d / RECOGNIZER_NAME).is_file():
+        ck["R"] = load_file(str(d / RECOGNIZER_NAME))
+    return ck
 
 
 def read_lineage(ck: dict) -> list[dict]:
@@ -690,7 +786,9 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
     elif rank == 0 and existing:
         raise CheckpointError(f"{ckpt_dir} already holds checkpoints: pass --resume, or choose another --out")
     elif cfg.init_from:
-        fresh = warm_start(trainer, load_checkpoint(Path(cfg.init_from)), source=cfg.init_from)
+        src = Path(cfg.init_from)
+        ck = checkpoint_from_model(src) if src.is_dir() else load_checkpoint(src)
+        fresh = warm_start(trainer, ck, source=cfg.init_from)
         if rank == 0:
             print(
                 f"started from {cfg.init_from} (step {trainer.step}; fresh optimizers; "

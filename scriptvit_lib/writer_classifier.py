@@ -45,9 +45,15 @@ class WriterClassifier(nn.Module):
         over the word's columns). The style-contrastive loss compares words in this space."""
         return self.pool(self.trunk(images), widths)
 
+    @staticmethod
+    def columns(trunk_out: torch.Tensor) -> torch.Tensor:
+        """The trunk's output [B, 8ch, 4, W/8] -> features per 8-px column [B, 8ch, W/8] (what
+        `pool` averages; the style-matching discriminator reads them column by column)."""
+        return F.relu(trunk_out).mean(dim=2)
+
     def pool(self, trunk_out: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
         """The trunk's output [B, 8ch, 4, W/8] (or `feature_maps(...)[-1]`) -> embedding [B, 8ch]."""
-        h = F.relu(trunk_out).mean(dim=2)  # [B, 8ch, W/8]
+        h = self.columns(trunk_out)  # [B, 8ch, W/8]
         if widths is None:
             return h.mean(dim=2)
         m = width_mask(widths.to(h.device), h.shape[-1], STRIDE).float()[:, None, :]  # [B, 1, W/8]

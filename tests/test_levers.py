@@ -3,15 +3,18 @@ variable k in training (`k_max`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
-from fixtures_iam import synthetic_sets
+from fixtures_iam import draw_word, synthetic_sets
 from torch.nn import functional as F
 
 from scriptvit_lib.errors import UserError
 from scriptvit_lib.losses import feature_match_loss, style_contrastive_loss
 from scriptvit_lib.sampler import StyleBatch
 from scriptvit_lib.trainer import TrainConfig, _batch, build_trainer
+from scriptvit_lib.words import WordSample, WordSet
 
 torch.set_num_threads(1)
 
@@ -75,13 +78,20 @@ def test_style_embedding_reads_the_word_band_of_a_tall_canvas():
 
 def test_generator_lowers_both_losses_on_a_batch():
     torch.manual_seed(0)
-    sets = synthetic_sets(writers=("w1", "w2", "w3", "w4", "w5"), words=("the", "house", "of", "Move"))
+    # writers W can tell apart (synthetic_sets' inks differ by 10/255 only): the contrastive loss
+    # cannot fall below chance in a feature space that does not separate the writers
+    words = ("the", "house", "of", "Move")
+    sets = {
+        "train": WordSet(
+            [WordSample(f"w{i}", t, draw_word(t, height=32, ink=50 * i)) for i in range(4) for t in words]
+        )
+    }
     base = dict(preset="tiny", lr=2e-3, w_adv=0, w_ctc=0, w_writer=0, w_recon=0, g_every=1, batch_size=8)
     trainer, ds, _ = build_trainer(
         TrainConfig(out="unused", w_style_nce=1.0, w_feat=1.0, **base), sets["train"]
     )
     b = _batch(ds, trainer.cfg, 0, rank=0)
-    for _ in range(30):
+    for _ in range(100):  # (30 left W at chance on some machines: nothing for the loss to follow)
         trainer.pretrain_step(b)  # W learns to tell the writers apart on real words ...
     for group in trainer.opt["W"].param_groups:
         group["lr"] = 0.0  # ... then holds its feature space still: only the generator moves
@@ -184,3 +194,115 @@ def test_set_overrides_parse_strings_numbers_and_lists():
                    "style_size": [32, 128], "dropout": 0.1, "vit_depth": 4}  # fmt: skip
     with pytest.raises(SystemExit, match="FIELD=VALUE"):
         parse_overrides(["style_modulation"])
+
+
+def test_other_writer_pairs_each_sample_with_another_writer():
+    from scriptvit_lib.losses import other_writer
+
+    assert other_writer(torch.tensor([0, 0, 1, 2])).tolist() == [2, 2, 3, 0]
+    assert other_writer(torch.tensor([5, 5, 5])).tolist() == [-1, -1, -1]
+
+
+def test_match_hinge_loss_weighs_both_negatives_as_the_positive():
+    from scriptvit_lib.losses import match_d_hinge_loss
+
+    real, fake, swapped = torch.full((2, 3), 0.5), torch.full((2, 3), 0.0), torch.full((1, 3), -2.0)
+    # positive: 1 - 0.5; negatives: fake 1 + 0 = 1, swapped below -1 = 0 -> half of (1 + 0)
+    assert match_d_hinge_loss(real, fake, swapped).item() == pytest.approx(0.5 + 0.5)
+    assert match_d_hinge_loss(real, fake, swapped[:0]).item() == pytest.approx(0.5 + 1.0)
+
+
+def test_style_match_discriminator_learns_who_wrote_a_word():
+    """Trained on features of real words (own style words +, another writer's -), M must score a
+    word higher with its own writer's style features than with another's, for writers it never
+    saw: it learns to compare, not to memorise."""
+    from scriptvit_lib.discriminator import StyleMatchDiscriminator
+    from scriptvit_lib.losses import match_d_hinge_loss, other_writer
+
+    g = torch.Generator().manual_seed(0)
+    dim, cols = 16, 4
+
+    def batch(centres, n=32):
+        w = torch.randint(0, len(centres), (n,), generator=g)
+        word = centres[w][:, :, None] + 0.3 * torch.randn(n, dim, cols, generator=g)
+        style = centres[w] + 0.1 * torch.randn(n, dim, generator=g)
+        return word.relu(), style.relu(), w
+
+    seen, unseen = torch.randn(12, dim, generator=g), torch.randn(6, dim, generator=g)
+    torch.manual_seed(0)
+    m = StyleMatchDiscriminator(dim)
+    opt = torch.optim.Adam(m.parameters(), lr=2e-3, betas=(0.0, 0.999))
+
+    def margin(centres):
+        word, style, w = batch(centres, 64)
+        p = other_writer(w)
+        with torch.no_grad():
+            return (m(word, style).mean(1) - m(word, style[p]).mean(1)).mean().item()
+
+    before = margin(unseen)
+    for _ in range(300):
+        word, style, w = batch(seen)
+        p = other_writer(w)
+        loss = match_d_hinge_loss(m(word, style), word[:0, 0], m(word, style[p]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert abs(before) < 0.2 and margin(unseen) > 1.0
+
+
+def test_w_match_trains_m_and_moves_the_generator(tmp_path):
+    from scriptvit_lib.trainer import list_checkpoints, load_checkpoint, train
+
+    sets = synthetic_sets(writers=("w1", "w2", "w3"), words=("the", "house", "of", "Move"))
+    data = {"train": sets["train"], "val": sets["train"], "test": sets["test"]}
+    cfg = TrainConfig(out=str(tmp_path / "a"), preset="tiny", w_match=1.0, steps=2, sample_every=100)
+    tr, ds, _ = build_trainer(cfg, data["train"])
+    assert tr.nets == "GDRWM" and "M" in tr.opt
+    m0 = {k: v.clone() for k, v in tr.M.state_dict().items()}
+    b = _batch(ds, cfg, 0, 0)
+    logs = tr.train_step(b)  # step 0: a generator turn
+    assert {"D_match", "G_match"} <= logs.keys()
+    assert any(not torch.equal(m0[k], v) for k, v in tr.M.state_dict().items())
+    # G's loss reaches G through M: its gradient on the fake is not zero
+    memory = tr.G.encode_style(b.style, b.style_widths)
+    fake, fake_w = tr.G.write(memory, b.text_ids, b.text_lengths, widths=b.target_widths)
+    cols = tr.W.columns(tr.W.feature_maps(fake)[-1])
+    grad = torch.autograd.grad(tr.M(cols, tr._style_embedding(b)).sum(), fake)[0]
+    assert grad.abs().sum() > 0
+    # checkpoints carry M; a run resumed with M off simply drops it, one with M on reloads it
+    train(cfg, data, progress=False)
+    ck = load_checkpoint(list_checkpoints(tmp_path / "a" / "checkpoints")[-1])
+    assert "M" in ck and "opt_M" in ck
+    again = TrainConfig(out=str(tmp_path / "a"), preset="tiny", w_match=1.0, steps=3, sample_every=100)
+    tr2 = train(replace(again, resume=True), data, progress=False)
+    assert tr2.step == 3
+
+
+def test_init_from_a_model_folder_starts_from_its_generator_and_recognizer(tmp_path):
+    from scriptvit_lib.adaptation import save_recognizer
+    from scriptvit_lib.trainer import CheckpointError, read_lineage, train
+
+    sets = synthetic_sets(writers=("w1", "w2", "w3"), words=("the", "house", "of", "Move"))
+    data = {"train": sets["train"], "val": sets["train"], "test": sets["test"]}
+    base = dict(preset="tiny", ema=0.9, sample_every=100)
+    tr = train(TrainConfig(out=str(tmp_path / "a"), steps=3, **base), data, progress=False)
+    folder = tr.sampler_G.save_pretrained(tmp_path / "model", metadata={"step": tr.step})
+    save_recognizer(tr.R, folder)
+    cfg = TrainConfig(out=str(tmp_path / "b"), steps=4, pretrain_steps=2, init_from=str(folder), **base)
+    tr2, _, _ = build_trainer(cfg, data["train"])
+    d0 = {k: v.clone() for k, v in tr2.D.state_dict().items()}
+    from scriptvit_lib.trainer import checkpoint_from_model, warm_start
+
+    warm_start(tr2, checkpoint_from_model(folder), source=str(folder))
+    assert tr2.step == 3 and tr2.pretrain_done == 0
+    assert all(torch.equal(v, tr.G_ema.state_dict()[k]) for k, v in tr2.G.state_dict().items())
+    assert all(torch.equal(v, tr.R.state_dict()[k]) for k, v in tr2.R.state_dict().items())
+    assert all(torch.equal(v, d0[k]) for k, v in tr2.D.state_dict().items())  # D: fresh, not D's of run a
+    tr3 = train(cfg, data, progress=False)  # pretrains W and R 2 steps, then one GAN iteration
+    assert tr3.step == 4 and tr3.pretrain_done == 2
+    assert [s["how"] for s in read_lineage({"lineage": __import__("json").dumps(tr3.lineage)})][:2] == [
+        "model folder (its own lineage is in its model card)",
+        "branched",
+    ]
+    with pytest.raises(CheckpointError, match="not a model folder"):
+        checkpoint_from_model(tmp_path)
