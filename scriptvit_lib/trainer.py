@@ -380,23 +380,27 @@ class Trainer:
         self._step("D", losses["D_hinge"])
         self._step("R", losses["R_ctc_real"])
         self._step("W", losses["W_ce_real"])
+        style_vec = None  # W's embedding of the style words, once per iteration (W has just stepped)
         if self.M is not None:
-            losses["D_match"] = self._match_step(b, fake.detach(), fake_w)
+            style_vec = self._style_embedding(b)
+            losses["D_match"] = self._match_step(b, fake.detach(), fake_w, style_vec)
 
         logs = {k: v.item() for k, v in losses.items()}
         if g_turn:
-            self.last_g_logs = {k: v.item() for k, v in self._generator_step(b, fake, fake_w, memory).items()}
+            g_logs = self._generator_step(b, fake, fake_w, memory, style_vec)
+            self.last_g_logs = {k: v.item() for k, v in g_logs.items()}
             logs.update(self.last_g_logs)
         self.step += 1
         return logs
 
-    def _match_step(self, b: StyleBatch, fake: torch.Tensor, fake_w: torch.Tensor) -> torch.Tensor:
+    def _match_step(
+        self, b: StyleBatch, fake: torch.Tensor, fake_w: torch.Tensor, style_vec: torch.Tensor
+    ) -> torch.Tensor:
         """One update of the style-matching discriminator M (`w_match`), a head over W's features
         (constants here): real words with their own style words (+), fakes with the style words
         they were written from (-), real words with another writer's style words (-)."""
         with self._autocast():
             with torch.no_grad():
-                style_vec = self._style_embedding(b)
                 real_cols = self.W.columns(self.W.trunk(b.target))
                 fake_cols = self.W.columns(self.W.trunk(fake))
             partner = other_writer(b.writer_ids)
@@ -415,9 +419,12 @@ class Trainer:
         return loss
 
     def _generator_step(
-        self, b: StyleBatch, fake: torch.Tensor, fake_w: torch.Tensor, memory=None
+        self, b: StyleBatch, fake: torch.Tensor, fake_w: torch.Tensor, memory=None, style_vec=None
     ) -> dict[str, torch.Tensor]:
+        """G's update. `style_vec`: `_style_embedding(b)` when the caller has it (W unchanged since)."""
         cfg = self.cfg
+        if style_vec is None and (cfg.w_style_nce > 0 or self.M is not None):
+            style_vec = self._style_embedding(b)
         with self._autocast():
             d_fake = self.D(fake)
             l_adv = g_hinge_loss(d_fake, self.D.width_mask(fake_w, d_fake.shape[1]))
@@ -446,7 +453,7 @@ class Trainer:
                 l_sid = writer_ce_loss(self.S(memory.pooled()), b.writer_ids)
             l_nce = fake.new_zeros(())
             if cfg.w_style_nce > 0:
-                l_nce = style_contrastive_loss(fake_emb, self._style_embedding(b), b.writer_ids, cfg.nce_tau)
+                l_nce = style_contrastive_loss(fake_emb, style_vec, b.writer_ids, cfg.nce_tau)
             l_feat = fake.new_zeros(())
             if cfg.w_feat > 0:
                 with torch.no_grad():
@@ -454,7 +461,7 @@ class Trainer:
                 l_feat = feature_match_loss(fake_maps, real_maps, fake_w, fake.shape[-1])
             l_match = fake.new_zeros(())
             if self.M is not None:  # through W's trunk (already run on the fakes) into the fake
-                m_fake = self.M(self.W.columns(fake_maps[-1]), self._style_embedding(b))
+                m_fake = self.M(self.W.columns(fake_maps[-1]), style_vec)
                 l_match = g_hinge_loss(m_fake, self.M.width_mask(fake_w, m_fake.shape[1]))
         out = {"G_adv": l_adv, "G_ctc": l_ctc, "G_writer": l_wr, "G_recon": l_rec, "G_width": l_width}
         if self.M is not None:
