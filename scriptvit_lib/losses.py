@@ -77,15 +77,10 @@ def match_d_hinge_loss(
 def other_writer(writer_ids: torch.Tensor) -> torch.Tensor:
     """[B] writer ids -> [B] index of a batch partner of another writer for each sample (the
     next one, cyclically, whose writer differs), or -1 where every sample has the same writer."""
-    n = len(writer_ids)
-    out = torch.full((n,), -1, dtype=torch.long, device=writer_ids.device)
-    for i in range(n):
-        for step in range(1, n):
-            j = (i + step) % n
-            if writer_ids[j] != writer_ids[i]:
-                out[i] = j
-                break
-    return out
+    ids = writer_ids.tolist()  # plain ints: this runs every iteration, per pair
+    n = len(ids)
+    out = [next(((i + s) % n for s in range(1, n) if ids[(i + s) % n] != ids[i]), -1) for i in range(n)]
+    return torch.tensor(out, dtype=torch.long, device=writer_ids.device)
 
 
 def ctc_loss(

@@ -617,9 +617,9 @@ def checkpoint_from_model(folder: str | Path) -> dict:
     d = Path(folder)
     if not (d / WEIGHTS_NAME).is_file() or not (d / CONFIG_NAME).is_file():
         raise CheckpointError(f"{d} is not a model folder ({WEIGHTS_NAME} + {CONFIG_NAME})")
-    weights = load_file(str(d / WEIGHTS_NAME))
-    with safe_open(str(d / WEIGHTS_NAME), "pt") as f:
+    with safe_open(str(d / WEIGHTS_NAME), "pt") as f:  # weights and metadata in one read
         meta = f.metadata() or {}
+        weights = {k: f.get_tensor(k) for k in f.keys()}
     step = int(meta.get("step", 0))
     ck = {
         "G": weights,

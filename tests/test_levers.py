@@ -269,7 +269,7 @@ def test_w_match_trains_m_and_moves_the_generator(tmp_path):
     cols = tr.W.columns(tr.W.feature_maps(fake)[-1])
     grad = torch.autograd.grad(tr.M(cols, tr._style_embedding(b)).sum(), fake)[0]
     assert grad.abs().sum() > 0
-    # checkpoints carry M; a run resumed with M off simply drops it, one with M on reloads it
+    # checkpoints carry M and its optimizer, and a run with M resumes from them
     train(cfg, data, progress=False)
     ck = load_checkpoint(list_checkpoints(tmp_path / "a" / "checkpoints")[-1])
     assert "M" in ck and "opt_M" in ck
@@ -280,7 +280,7 @@ def test_w_match_trains_m_and_moves_the_generator(tmp_path):
 
 def test_init_from_a_model_folder_starts_from_its_generator_and_recognizer(tmp_path):
     from scriptvit_lib.adaptation import save_recognizer
-    from scriptvit_lib.trainer import CheckpointError, read_lineage, train
+    from scriptvit_lib.trainer import CheckpointError, checkpoint_from_model, train, warm_start
 
     sets = synthetic_sets(writers=("w1", "w2", "w3"), words=("the", "house", "of", "Move"))
     data = {"train": sets["train"], "val": sets["train"], "test": sets["test"]}
@@ -291,8 +291,6 @@ def test_init_from_a_model_folder_starts_from_its_generator_and_recognizer(tmp_p
     cfg = TrainConfig(out=str(tmp_path / "b"), steps=4, pretrain_steps=2, init_from=str(folder), **base)
     tr2, _, _ = build_trainer(cfg, data["train"])
     d0 = {k: v.clone() for k, v in tr2.D.state_dict().items()}
-    from scriptvit_lib.trainer import checkpoint_from_model, warm_start
-
     warm_start(tr2, checkpoint_from_model(folder), source=str(folder))
     assert tr2.step == 3 and tr2.pretrain_done == 0
     assert all(torch.equal(v, tr.G_ema.state_dict()[k]) for k, v in tr2.G.state_dict().items())
@@ -300,7 +298,7 @@ def test_init_from_a_model_folder_starts_from_its_generator_and_recognizer(tmp_p
     assert all(torch.equal(v, d0[k]) for k, v in tr2.D.state_dict().items())  # D: fresh, not D's of run a
     tr3 = train(cfg, data, progress=False)  # pretrains W and R 2 steps, then one GAN iteration
     assert tr3.step == 4 and tr3.pretrain_done == 2
-    assert [s["how"] for s in read_lineage({"lineage": __import__("json").dumps(tr3.lineage)})][:2] == [
+    assert [s["how"] for s in tr3.lineage][:2] == [
         "model folder (its own lineage is in its model card)",
         "branched",
     ]
