@@ -87,6 +87,7 @@ def _train(args: argparse.Namespace) -> None:
         balance=args.balance,
         g_every=args.g_every,
         pretrain_steps=args.pretrain_steps,
+        pretrain_critics=args.pretrain_critics,
         ema=args.ema,
         amp=args.amp,
         grad_clip=args.grad_clip,
@@ -263,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
         ("train-writers", int),
     ]:  # fmt: skip
         t.add_argument(f"--{name}", type=typ, default=None, help="(default: the recipe's)")
+    t.add_argument(
+        "--pretrain-critics",
+        action="store_true",
+        default=None,
+        help="pre-training also trains D on the frozen generator's fakes and the style-id head "
+        "(fine-tuning a model folder, whose critics start fresh)",
+    )
     t.add_argument("--amp", choices=["none", "bf16", "fp16"], default=None)
     t.add_argument("--tensorboard", action="store_true", default=None, help="also log to <out>/tensorboard")
     t.add_argument("--device", default=None, help="auto | cpu | cuda")

@@ -115,6 +115,11 @@ class TrainConfig:
     the same writer and text, resized to the fake's width."""
     pretrain_steps: int = 0
     """CPU-budget addition: iterations of R and W on real words before the GAN starts."""
+    pretrain_critics: bool = False
+    """Library option: pre-training (`pretrain_steps`) also trains D - real words against the
+    frozen generator's fakes - and the style-id head on the frozen encoder's style memory, so a
+    trained generator fine-tuned from a model folder (`init_from`; its D, W and style-id head
+    start fresh, e.g. on another dataset's writers) first meets critics that know something."""
     ema: float = 0.0
     """CPU-budget addition: decay of an EMA copy of G used for samples and export (0 = off)."""
     w_style_id: float = 0.0
@@ -336,12 +341,32 @@ class Trainer:
         return emb.view(bsz, k, -1).mean(dim=1)
 
     def pretrain_step(self, b: StyleBatch) -> dict[str, float]:
-        """R and W on real words, before the GAN (a CPU-budget option)."""
+        """R and W on real words, before the GAN (a CPU-budget option); with `pretrain_critics`
+        also D against the frozen generator's fakes and the style-id head on its frozen memory."""
         with self._autocast():
             losses = self._real_losses(b)
+            if self.cfg.pretrain_critics:
+                with torch.no_grad():
+                    memory = self.G.encode_style(b.style, b.style_widths)
+                    teacher = b.target_widths if self.G.width_head is not None else None
+                    fake, fake_w = self.G.write(memory, b.text_ids, b.text_lengths, widths=teacher)
+                    pooled = memory.pooled()
+                d_real, d_fake = self.D(b.target), self.D(fake)
+                losses["D_hinge"] = d_hinge_loss(
+                    d_real,
+                    d_fake,
+                    self.D.width_mask(b.target_widths, d_real.shape[1]),
+                    self.D.width_mask(fake_w, d_fake.shape[1]),
+                )
+                if self.S is not None:
+                    losses["G_style_id"] = writer_ce_loss(self.S(pooled), b.writer_ids)
         self._check(losses)
         self._step("R", losses["R_ctc_real"])
         self._step("W", losses["W_ce_real"])
+        if "D_hinge" in losses:
+            self._step("D", losses["D_hinge"])
+        if "G_style_id" in losses:  # only S has a gradient: G's weights are left as they are
+            self._step("G", losses["G_style_id"])
         self.pretrain_done += 1
         return {k: v.item() for k, v in losses.items()}
 
@@ -842,6 +867,7 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
             logs = trainer.pretrain_step(b)
             bar.set_postfix_str(
                 f"pretrain {trainer.pretrain_done}/{cfg.pretrain_steps} ctc {logs['R_ctc_real']:.2f}"
+                f" W ce {logs['W_ce_real']:.2f}" + (f" D {logs['D_hinge']:.2f}" if "D_hinge" in logs else "")
             )
         while not done():
             b = _batch(ds, cfg, trainer.step, rank).to(trainer.device)

@@ -304,3 +304,27 @@ def test_init_from_a_model_folder_starts_from_its_generator_and_recognizer(tmp_p
     ]
     with pytest.raises(CheckpointError, match="not a model folder"):
         checkpoint_from_model(tmp_path)
+
+
+def test_pretrain_critics_trains_d_and_the_style_id_head_but_not_the_generator():
+    sets = synthetic_sets(writers=("w1", "w2", "w3"), words=("the", "house", "of", "Move"))
+    base = dict(preset="tiny", w_style_id=1.0, ema=0.9, sample_every=100)
+    tr, ds, _ = build_trainer(TrainConfig(out="unused", pretrain_critics=True, **base), sets["train"])
+    plain, _, _ = build_trainer(TrainConfig(out="unused", **base), sets["train"])
+    g0 = {k: v.clone() for k, v in tr.G.state_dict().items()}
+    d0 = {k: v.clone() for k, v in tr.D.state_dict().items()}
+    s0 = {k: v.clone() for k, v in tr.S.state_dict().items()}
+    plain_d0 = {k: v.clone() for k, v in plain.D.state_dict().items()}
+    first = None
+    for i in range(30):
+        b = _batch(ds, tr.cfg, i, 0, stream=1)
+        logs = tr.pretrain_step(b)
+        first = first or logs
+        plain.pretrain_step(b)
+    assert {"D_hinge", "G_style_id", "R_ctc_real", "W_ce_real"} <= logs.keys()
+    assert all(torch.equal(v, g0[k]) for k, v in tr.G.state_dict().items())  # G frozen, BN/EMA too
+    assert any(not torch.equal(v, d0[k]) for k, v in tr.D.state_dict().items())
+    assert any(not torch.equal(v, s0[k]) for k, v in tr.S.state_dict().items())
+    assert logs["D_hinge"] < first["D_hinge"] and logs["G_style_id"] < first["G_style_id"]
+    # without the option pre-training leaves D alone, as before
+    assert all(torch.equal(v, plain_d0[k]) for k, v in plain.D.state_dict().items())
