@@ -340,6 +340,24 @@ class Trainer:
             emb = self.W.embed(words, b.style_widths.reshape(-1))
         return emb.view(bsz, k, -1).mean(dim=1)
 
+    def _fakes(self, b: StyleBatch):
+        """(style memory, fakes, their widths) for batch `b`; with width_mode 'predicted' the
+        fakes take their real targets' widths (teacher widths)."""
+        memory = self.G.encode_style(b.style, b.style_widths)
+        teacher = b.target_widths if self.G.width_head is not None else None
+        fake, fake_w = self.G.write(memory, b.text_ids, b.text_lengths, widths=teacher)
+        return memory, fake, fake_w
+
+    def _d_loss(self, b: StyleBatch, fake: torch.Tensor, fake_w: torch.Tensor) -> torch.Tensor:
+        """D's hinge loss: real words vs `fake` (already detached), masked beyond each word."""
+        d_real, d_fake = self.D(b.target), self.D(fake)
+        return d_hinge_loss(
+            d_real,
+            d_fake,
+            self.D.width_mask(b.target_widths, d_real.shape[1]),
+            self.D.width_mask(fake_w, d_fake.shape[1]),
+        )
+
     def pretrain_step(self, b: StyleBatch) -> dict[str, float]:
         """R and W on real words, before the GAN (a CPU-budget option); with `pretrain_critics`
         also D against the frozen generator's fakes and the style-id head on its frozen memory."""
@@ -347,19 +365,10 @@ class Trainer:
             losses = self._real_losses(b)
             if self.cfg.pretrain_critics:
                 with torch.no_grad():
-                    memory = self.G.encode_style(b.style, b.style_widths)
-                    teacher = b.target_widths if self.G.width_head is not None else None
-                    fake, fake_w = self.G.write(memory, b.text_ids, b.text_lengths, widths=teacher)
-                    pooled = memory.pooled()
-                d_real, d_fake = self.D(b.target), self.D(fake)
-                losses["D_hinge"] = d_hinge_loss(
-                    d_real,
-                    d_fake,
-                    self.D.width_mask(b.target_widths, d_real.shape[1]),
-                    self.D.width_mask(fake_w, d_fake.shape[1]),
-                )
+                    memory, fake, fake_w = self._fakes(b)
+                losses["D_hinge"] = self._d_loss(b, fake, fake_w)
                 if self.S is not None:
-                    losses["G_style_id"] = writer_ce_loss(self.S(pooled), b.writer_ids)
+                    losses["G_style_id"] = writer_ce_loss(self.S(memory.pooled()), b.writer_ids)
         self._check(losses)
         self._step("R", losses["R_ctc_real"])
         self._step("W", losses["W_ce_real"])
@@ -388,19 +397,8 @@ class Trainer:
                     group["lr"] = lr
         g_turn = self.step % cfg.g_every == 0
         with self._autocast():
-            memory = self.G.encode_style(b.style, b.style_widths)
-            # width_mode 'predicted': fakes take their real targets' widths (teacher widths)
-            teacher = b.target_widths if self.G.width_head is not None else None
-            fake, fake_w = self.G.write(memory, b.text_ids, b.text_lengths, widths=teacher)
-            # D: real vs detached fakes, hinge, masked beyond each word's width
-            d_real, d_fake = self.D(b.target), self.D(fake.detach())
-            l_d = d_hinge_loss(
-                d_real,
-                d_fake,
-                self.D.width_mask(b.target_widths, d_real.shape[1]),
-                self.D.width_mask(fake_w, d_fake.shape[1]),
-            )
-            losses = {"D_hinge": l_d, **self._real_losses(b)}
+            memory, fake, fake_w = self._fakes(b)
+            losses = {"D_hinge": self._d_loss(b, fake.detach(), fake_w), **self._real_losses(b)}
         self._check(losses)
         self._step("D", losses["D_hinge"])
         self._step("R", losses["R_ctc_real"])
