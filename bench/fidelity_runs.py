@@ -75,7 +75,9 @@ def plot(rows: list[dict], xkey: str, figure: Path) -> None:
             ax.plot(x, [r["mean"][key] for r in rows], "s", color="C1", label="mean style")
             ax.plot(x, [r["nearest"][key] for r in rows], "^", color="C2", label="nearest training writer")
             ax.axhline(rows[0]["floor"][key], color="k", ls="--", lw=1, label="real-vs-real floor")
-            ax.set_xticks(list(x), [f"{r['run']}\n{r['step']} it" for r in rows], fontsize=7)
+            ticks = [f"{r['run']}\n{r['step']} it" for r in rows]
+            tilt = dict(rotation=30, ha="right") if len(rows) > 3 else {}  # long labels overlap
+            ax.set_xticks(list(x), ticks, fontsize=7, **tilt)
             ax.set_title(title.replace(" (log)", ""), fontsize=9)
         axes[0].legend(fontsize=6)
         fig.suptitle("unseen-writer style fidelity of runs side by side", fontsize=10)

@@ -95,6 +95,7 @@ def _train(args: argparse.Namespace) -> None:
         device=args.device,
         resume=args.resume,
         init_from=args.init_from,
+        fresh_critics=tuple(args.fresh_critics or ()),
         ckpt_every_minutes=args.ckpt_every_minutes,
         ckpt_every_steps=args.ckpt_every_steps,
         sample_every=args.sample_every,
@@ -270,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="pre-training also trains D on the frozen generator's fakes and the style-id head "
         "(fine-tuning a model folder, whose critics start fresh)",
+    )
+    t.add_argument(
+        "--fresh-critics",
+        nargs="+",
+        choices=["D", "W", "M"],
+        default=None,
+        help="with --init-from: these critics start fresh (e.g. a wider D via --set d_ch=32)",
     )
     t.add_argument("--amp", choices=["none", "bf16", "fp16"], default=None)
     t.add_argument("--tensorboard", action="store_true", default=None, help="also log to <out>/tensorboard")

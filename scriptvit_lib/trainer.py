@@ -150,6 +150,11 @@ class TrainConfig:
     fresh optimizer states - a branch of a run with a changed model config. The config may add
     modules the checkpoint lacks only where they start as the identity (`style_modulation=
     'film'`); every other weight must match. Ignored when the run folder has checkpoints."""
+    fresh_critics: tuple[str, ...] = ()
+    """Library option, with `init_from`: these critics (any of "D", "W", "M") start fresh instead
+    of from the checkpoint - a branch that tries another discriminator (e.g. `--set d_ch=32`).
+    Pair it with `pretrain_steps` beyond the checkpoint's and `pretrain_critics` so the new
+    critic learns on the frozen generator's fakes before it teaches."""
     amp: str = "none"
     """'none' | 'bf16' | 'fp16' (mixed precision, CUDA only)."""
     grad_clip: float = 0.0
@@ -597,13 +602,27 @@ def export_checkpoint(path: str | Path, out_dir: str | Path, ck: dict | None = N
 NEW_MODULES_OK = ("synthesis.film.",)  # may start fresh in a warm start: they begin as the identity
 
 
-def warm_start(trainer: Trainer, ck: dict, source: str = "checkpoint") -> list[str]:
+FRESH_OK = ("D", "W", "M")  # critics a branch may start fresh (`TrainConfig.fresh_critics`)
+
+
+def warm_start(
+    trainer: Trainer, ck: dict, source: str = "checkpoint", skip: tuple[str, ...] = ()
+) -> list[str]:
     """Load a checkpoint's weights and step counters into a new trainer (`TrainConfig.init_from`);
-    optimizer states stay fresh. Returns the weights that started fresh (only `NEW_MODULES_OK`)."""
+    optimizer states stay fresh. The critics named in `skip` keep their new initial weights.
+    Returns the weights that started fresh (only `NEW_MODULES_OK`, and all of `skip`'s)."""
+    bad_skip = [n for n in skip if n not in FRESH_OK]
+    if bad_skip:
+        raise CheckpointError(f"only the critics {FRESH_OK} may start fresh, not {bad_skip}")
     fresh = []
     for name in ("G", "G_ema", "D", "R", "W", "S", "M"):
         net = getattr(trainer, name, None)
-        if net is None or name not in ck:
+        if net is None:
+            continue
+        if name in skip:
+            fresh += [f"{name}.{k}" for k in net.state_dict()]
+            continue
+        if name not in ck:
             continue
         try:
             res = net.load_state_dict(ck[name], strict=False)
@@ -612,7 +631,7 @@ def warm_start(trainer: Trainer, ck: dict, source: str = "checkpoint") -> list[s
         if res.unexpected_keys:
             raise CheckpointError(f"{source}: {name} has weights this model lacks: {res.unexpected_keys[:5]}")
         fresh += [f"{name}.{k}" for k in res.missing_keys]
-    bad = [k for k in fresh if not any(m in k for m in NEW_MODULES_OK)]
+    bad = [k for k in fresh if k.split(".")[0] not in skip and not any(m in k for m in NEW_MODULES_OK)]
     if bad:
         raise CheckpointError(
             f"{source} lacks {len(bad)} weights of this model (e.g. {bad[:3]}); "
@@ -818,7 +837,7 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
     elif cfg.init_from:
         src = Path(cfg.init_from)
         ck = checkpoint_from_model(src) if src.is_dir() else load_checkpoint(src)
-        fresh = warm_start(trainer, ck, source=cfg.init_from)
+        fresh = warm_start(trainer, ck, source=cfg.init_from, skip=tuple(cfg.fresh_critics))
         if rank == 0:
             print(
                 f"started from {cfg.init_from} (step {trainer.step}; fresh optimizers; "

@@ -179,6 +179,37 @@ def test_init_from_branches_a_run_with_film(tmp_path):
         warm_start(build_trainer(bad, data["train"])[0], ck, source=str(ck_path))
 
 
+def test_fresh_critics_branch_with_a_wider_discriminator(tmp_path):
+    from scriptvit_lib.trainer import CheckpointError, list_checkpoints, load_checkpoint, train, warm_start
+
+    sets = synthetic_sets(writers=("w1", "w2", "w3"), words=("the", "house", "of", "Move"))
+    data = {"train": sets["train"], "val": sets["train"], "test": sets["test"]}
+    base = TrainConfig(out=str(tmp_path / "a"), preset="tiny", steps=3, sample_every=100)
+    train(base, data, progress=False)
+    ck_path = list_checkpoints(tmp_path / "a" / "checkpoints")[-1]
+    ck = load_checkpoint(ck_path)
+    d_ch = ck["D"]["head.parametrizations.weight.original"].shape[1] // 8
+    wide = dict(preset="tiny", init_from=str(ck_path), model_overrides={"d_ch": 2 * d_ch})
+    # without fresh_critics the wider D cannot take the checkpoint's weights: a clear refusal
+    with pytest.raises(CheckpointError, match="D's weights do not fit"):
+        warm_start(build_trainer(TrainConfig(out="unused", **wide), data["train"])[0], ck)
+    tr, _, _ = build_trainer(TrainConfig(out="unused", fresh_critics=("D",), **wide), data["train"])
+    d0 = {k: v.clone() for k, v in tr.D.state_dict().items()}
+    fresh = warm_start(tr, ck, skip=("D",))
+    assert fresh and all(k.startswith("D.") for k in fresh)
+    assert all(torch.equal(tr.D.state_dict()[k], v) for k, v in d0.items())  # D kept its new init
+    assert all(torch.equal(tr.G.state_dict()[k], v) for k, v in ck["G"].items())  # the rest loaded
+    assert all(torch.equal(tr.W.state_dict()[k], v) for k, v in ck["W"].items())
+    with pytest.raises(CheckpointError, match="may start fresh"):
+        warm_start(tr, ck, skip=("G",))
+    run = TrainConfig(
+        out=str(tmp_path / "b"), steps=5, sample_every=100, fresh_critics=("D",), pretrain_steps=2,
+        pretrain_critics=True, **wide,
+    )  # fmt: skip
+    tr = train(run, data, progress=False)
+    assert tr.step == 5 and tr.pretrain_done == 2 and tr.D.head.weight.shape[1] == 16 * d_ch
+
+
 def test_set_overrides_parse_strings_numbers_and_lists():
     from scriptvit_lib.cli import parse_overrides
 
