@@ -617,12 +617,7 @@ def warm_start(
     fresh = []
     for name in ("G", "G_ema", "D", "R", "W", "S", "M"):
         net = getattr(trainer, name, None)
-        if net is None:
-            continue
-        if name in skip:
-            fresh += [f"{name}.{k}" for k in net.state_dict()]
-            continue
-        if name not in ck:
+        if net is None or name not in ck or name in skip:
             continue
         try:
             res = net.load_state_dict(ck[name], strict=False)
@@ -631,7 +626,7 @@ def warm_start(
         if res.unexpected_keys:
             raise CheckpointError(f"{source}: {name} has weights this model lacks: {res.unexpected_keys[:5]}")
         fresh += [f"{name}.{k}" for k in res.missing_keys]
-    bad = [k for k in fresh if k.split(".")[0] not in skip and not any(m in k for m in NEW_MODULES_OK)]
+    bad = [k for k in fresh if not any(m in k for m in NEW_MODULES_OK)]
     if bad:
         raise CheckpointError(
             f"{source} lacks {len(bad)} weights of this model (e.g. {bad[:3]}); "
@@ -642,7 +637,8 @@ def warm_start(
     trainer.step, trainer.pretrain_done = int(ck["step"]), int(ck["pretrain_done"])
     trainer.ema_updates = int(ck.get("ema_updates", 0))
     trainer.lineage = read_lineage(ck)
-    return fresh
+    skipped = [getattr(trainer, name, None) for name in skip]
+    return fresh + [f"{n}.{k}" for n, net in zip(skip, skipped) if net is not None for k in net.state_dict()]
 
 
 def checkpoint_from_model(folder: str | Path) -> dict:
