@@ -96,6 +96,7 @@ def _train(args: argparse.Namespace) -> None:
         resume=args.resume,
         init_from=args.init_from,
         fresh_critics=tuple(args.fresh_critics or ()),
+        critics_from=args.critics_from,
         ckpt_every_minutes=args.ckpt_every_minutes,
         ckpt_every_steps=args.ckpt_every_steps,
         sample_every=args.sample_every,
@@ -278,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["D", "W", "M"],
         default=None,
         help="with --init-from: these critics start fresh (e.g. a wider D via --set d_ch=32)",
+    )
+    t.add_argument(
+        "--critics-from",
+        default=None,
+        help="a training checkpoint (same training writers) whose D, W and style-id head replace "
+        "the new run's, e.g. to fine-tune a model folder against trained critics",
     )
     t.add_argument("--amp", choices=["none", "bf16", "fp16"], default=None)
     t.add_argument("--tensorboard", action="store_true", default=None, help="also log to <out>/tensorboard")

@@ -155,6 +155,13 @@ class TrainConfig:
     of from the checkpoint - a branch that tries another discriminator (e.g. `--set d_ch=32`).
     Pair it with `pretrain_steps` beyond the checkpoint's and `pretrain_critics` so the new
     critic learns on the frozen generator's fakes before it teaches."""
+    critics_from: str = ""
+    """Library option: a training checkpoint whose critics (D, W, the style-id head S and M, each
+    where both have it and it is not in `fresh_critics`) replace the new run's - so a generator
+    from a model folder (`init_from`), whose critics are not shipped, is fine-tuned against critics
+    that already know the data instead of fresh ones (W sees real words only, so it does not care
+    which generator it was trained beside). The checkpoint must come from a run on the same
+    training writers (its run folder's writers.json is compared). Ignored on `resume`."""
     amp: str = "none"
     """'none' | 'bf16' | 'fp16' (mixed precision, CUDA only)."""
     grad_clip: float = 0.0
@@ -641,6 +648,44 @@ def warm_start(
     return fresh + [f"{n}.{k}" for n, net in zip(skip, skipped) if net is not None for k in net.state_dict()]
 
 
+CRITICS = ("D", "W", "S", "M")  # networks `TrainConfig.critics_from` may bring in
+
+
+def transplant_critics(
+    trainer: Trainer, path: str | Path, writer_index: dict[str, int], skip: tuple[str, ...] = ()
+) -> list[str]:
+    """Load the critics of the training checkpoint at `path` into `trainer` (`TrainConfig.critics_from`):
+    each of `CRITICS` that both have, unless named in `skip`; weights must fit exactly. Refused when
+    the checkpoint's run trained on other writers (its writers.json differs from `writer_index`).
+    Returns the names loaded."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"--critics-from needs a training checkpoint (checkpoints/step_*.pt); {path} is a folder "
+            "(model folders hold no critics)"
+        )
+    ck = load_checkpoint(path)
+    writers_file = path.parent.parent / "writers.json"
+    if writers_file.is_file() and json.loads(writers_file.read_text()) != writer_index:
+        raise CheckpointError(
+            f"{path} comes from a run on other training writers ({writers_file}): its writer "
+            "classifier and style-id head would name the wrong writers"
+        )
+    loaded = []
+    for name in CRITICS:
+        net = getattr(trainer, name, None)
+        if net is None or ck.get(name) is None or name in skip:
+            continue
+        try:
+            net.load_state_dict(ck[name])
+        except RuntimeError as e:  # a shape or a key differs
+            raise CheckpointError(f"{path}: {name}'s weights do not fit this model config: {e}") from None
+        loaded.append(name)
+    if not loaded:
+        raise CheckpointError(f"{path} holds none of the critics {CRITICS} this run has")
+    return loaded
+
+
 def checkpoint_from_model(folder: str | Path) -> dict:
     """A model folder (`save_pretrained`, e.g. `models/scriptvit-cpu`) -> a partial checkpoint for
     `warm_start`: its generator as G and G_ema, its recognizer as R when the folder has one, the
@@ -839,11 +884,16 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
                 f"started from {cfg.init_from} (step {trainer.step}; fresh optimizers; "
                 f"{len(fresh)} new tensors)"
             )
+    if cfg.critics_from and not (cfg.resume and existing):
+        taken = transplant_critics(trainer, cfg.critics_from, writer_index, skip=tuple(cfg.fresh_critics))
+        if rank == 0:
+            print(f"critics {', '.join(taken)} from {cfg.critics_from}")
     how = "resumed" if cfg.resume and existing else "branched" if cfg.init_from else "fresh"
     segment = {
         "run": str(out),
         "how": how,
         "source": cfg.init_from if how == "branched" else None,
+        **({"critics_from": cfg.critics_from} if cfg.critics_from and how != "resumed" else {}),
         "from_step": trainer.step,
         "to_step": trainer.step,
         "minutes": 0.0,
@@ -988,5 +1038,6 @@ __all__ = [
     "load_checkpoint",
     "train",
     "train_config_from_args",
+    "transplant_critics",
     "warm_start",
 ]

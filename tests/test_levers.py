@@ -3,6 +3,7 @@ variable k in training (`k_max`)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -359,3 +360,34 @@ def test_pretrain_critics_trains_d_and_the_style_id_head_but_not_the_generator()
     assert logs["D_hinge"] < first["D_hinge"] and logs["G_style_id"] < first["G_style_id"]
     # without the option pre-training leaves D alone, as before
     assert all(torch.equal(v, plain_d0[k]) for k, v in plain.D.state_dict().items())
+
+
+def test_critics_from_gives_a_model_folder_trained_critics(tmp_path):
+    from scriptvit_lib.trainer import CheckpointError, list_checkpoints, load_checkpoint, train
+
+    sets = synthetic_sets(writers=("w1", "w2", "w3"), words=("the", "house", "of", "Move"))
+    data = {"train": sets["train"], "val": sets["train"], "test": sets["test"]}
+    base = dict(preset="tiny", sample_every=100, w_style_id=1.0)
+    train(TrainConfig(out=str(tmp_path / "a"), steps=4, **base), data, progress=False)
+    critics_path = str(list_checkpoints(tmp_path / "a" / "checkpoints")[-1])
+    critics = load_checkpoint(critics_path)
+    folder = tmp_path / "a" / "model"  # a model folder ships G (and R), never D, W or S
+    # steps == the folder's step: the branch trains nothing, so its checkpoint shows what it started with
+    run = TrainConfig(out=str(tmp_path / "b"), steps=4, init_from=str(folder), critics_from="", **base)
+    train(run, data, progress=False)
+    plain = load_checkpoint(list_checkpoints(tmp_path / "b" / "checkpoints")[-1])
+    run = replace(run, out=str(tmp_path / "c"), critics_from=critics_path)
+    tr = train(run, data, progress=False)
+    got = load_checkpoint(list_checkpoints(tmp_path / "c" / "checkpoints")[-1])
+    assert tr.step == 4
+    for name in ("D", "W", "S"):
+        assert all(torch.equal(got[name][k], v) for k, v in critics[name].items()), name
+        assert not all(torch.equal(plain[name][k], v) for k, v in critics[name].items()), name  # fresh there
+    assert all(torch.equal(got["G"][k], v) for k, v in plain["G"].items())  # G from the folder either way
+    assert json.loads(got["lineage"])[-1]["critics_from"] == run.critics_from
+    # a model folder has no critics; a run on other writers would name the wrong ones
+    with pytest.raises(CheckpointError, match="model folders hold no critics"):
+        train(replace(run, out=str(tmp_path / "d"), critics_from=str(folder)), data, progress=False)
+    other = synthetic_sets(writers=("w1", "w4", "w3"), words=("the", "house", "of", "Move"))
+    with pytest.raises(CheckpointError, match="other training writers"):
+        train(replace(run, out=str(tmp_path / "e")), {**data, "train": other["train"]}, progress=False)
