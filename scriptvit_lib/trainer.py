@@ -609,6 +609,14 @@ def export_checkpoint(path: str | Path, out_dir: str | Path, ck: dict | None = N
 NEW_MODULES_OK = ("synthesis.film.",)  # may start fresh in a warm start: they begin as the identity
 
 
+def _load_net(net: nn.Module, state: dict, what: str, strict: bool = True):
+    """`net.load_state_dict(state)`, a shape (or, when strict, a key) that differs -> CheckpointError."""
+    try:
+        return net.load_state_dict(state, strict=strict)
+    except RuntimeError as e:
+        raise CheckpointError(f"{what}'s weights do not fit this model config: {e}") from None
+
+
 FRESH_OK = ("D", "W", "M")  # critics a branch may start fresh (`TrainConfig.fresh_critics`)
 
 
@@ -626,10 +634,7 @@ def warm_start(
         net = getattr(trainer, name, None)
         if net is None or name not in ck or name in skip:
             continue
-        try:
-            res = net.load_state_dict(ck[name], strict=False)
-        except RuntimeError as e:  # a shape differs
-            raise CheckpointError(f"{source}: {name}'s weights do not fit this model config: {e}") from None
+        res = _load_net(net, ck[name], f"{source}: {name}", strict=False)
         if res.unexpected_keys:
             raise CheckpointError(f"{source}: {name} has weights this model lacks: {res.unexpected_keys[:5]}")
         fresh += [f"{name}.{k}" for k in res.missing_keys]
@@ -676,10 +681,7 @@ def transplant_critics(
         net = getattr(trainer, name, None)
         if net is None or ck.get(name) is None or name in skip:
             continue
-        try:
-            net.load_state_dict(ck[name])
-        except RuntimeError as e:  # a shape or a key differs
-            raise CheckpointError(f"{path}: {name}'s weights do not fit this model config: {e}") from None
+        _load_net(net, ck[name], f"{path}: {name}")
         loaded.append(name)
     if not loaded:
         raise CheckpointError(f"{path} holds none of the critics {CRITICS} this run has")
@@ -884,11 +886,11 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
                 f"started from {cfg.init_from} (step {trainer.step}; fresh optimizers; "
                 f"{len(fresh)} new tensors)"
             )
-    if cfg.critics_from and not (cfg.resume and existing):
+    how = "resumed" if cfg.resume and existing else "branched" if cfg.init_from else "fresh"
+    if cfg.critics_from and how != "resumed":
         taken = transplant_critics(trainer, cfg.critics_from, writer_index, skip=tuple(cfg.fresh_critics))
         if rank == 0:
             print(f"critics {', '.join(taken)} from {cfg.critics_from}")
-    how = "resumed" if cfg.resume and existing else "branched" if cfg.init_from else "fresh"
     segment = {
         "run": str(out),
         "how": how,
