@@ -887,15 +887,16 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
                 f"{len(fresh)} new tensors)"
             )
     how = "resumed" if cfg.resume and existing else "branched" if cfg.init_from else "fresh"
-    if cfg.critics_from and how != "resumed":
-        taken = transplant_critics(trainer, cfg.critics_from, writer_index, skip=tuple(cfg.fresh_critics))
+    critics_from = cfg.critics_from if how != "resumed" else ""  # a resumed run's are in its checkpoint
+    if critics_from:
+        taken = transplant_critics(trainer, critics_from, writer_index, skip=tuple(cfg.fresh_critics))
         if rank == 0:
-            print(f"critics {', '.join(taken)} from {cfg.critics_from}")
+            print(f"critics {', '.join(taken)} from {critics_from}")
     segment = {
         "run": str(out),
         "how": how,
         "source": cfg.init_from if how == "branched" else None,
-        **({"critics_from": cfg.critics_from} if cfg.critics_from and how != "resumed" else {}),
+        **({"critics_from": critics_from} if critics_from else {}),
         "from_step": trainer.step,
         "to_step": trainer.step,
         "minutes": 0.0,
