@@ -142,6 +142,9 @@ patch {model_cfg["patch_size"]}, blank patches `{model_cfg["blank_patches"]}`, w
             if how == "branched" and r.get("source"):  # <run folder>/<checkpoint> of the parent
                 src = Path(r["source"])
                 how = f"branched from {src.parent.parent.name}/{src.name}"
+            if r.get("critics_from"):  # TrainConfig.critics_from: D, W, S (and M) of another run
+                src = Path(r["critics_from"])
+                how += f"; critics from {src.parent.parent.name}/{src.name}"
             mins = "not recorded" if r["minutes"] is None else f"{r['minutes']:.1f}"
             card += (f"| {Path(r['run']).name if r['run'] else '?'} | {how} | {r['from_step']} -> {r['to_step']} | "
                      f"{mins} | {r['hardware'] or 'not recorded'} | {r['processes']} |\n")  # fmt: skip

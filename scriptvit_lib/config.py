@@ -25,6 +25,7 @@ BLANK_MODES = ("keep", "mask", "drop")
 REC_HEADS = ("linear", "lstm")
 WIDTH_MODES = ("fixed", "predicted")
 STYLE_MODULATIONS = ("none", "film")
+RESAMPLE_MODES = ("bilinear", "area")
 
 
 @dataclass
@@ -77,6 +78,11 @@ class ScriptViTConfig:
     for style fidelity): the word is still synthesised at `char_width` px per character, then
     resampled to the writer's own width; px per character come from a small head on the
     pooled style memory, trained on the widths of real words (teacher widths in training)."""
+    resample: str = "bilinear"
+    """How `width_mode="predicted"` resizes a word to the writer's width: 'bilinear' (antialiased
+    when shrinking: a tent filter two output px wide) or 'area' (each output column the exact
+    mean of the input it covers: a box one output px wide, as the font renderer's S x S
+    supersampling and a scanner's pixels average). A library option: the paper has no resampling."""
     style_modulation: str = "none"
     """'none' (paper: the style reaches the synthesis only through cross-attention) or 'film'
     (a library option): every instance norm of the synthesis network is followed by a FiLM
@@ -114,6 +120,7 @@ class ScriptViTConfig:
         assert self.d_model % self.dec_heads == 0, "d_model must be divisible by dec_heads"
         assert self.char_width % 8 == 0, f"char_width {self.char_width} must be a multiple of 8"
         assert self.width_mode in WIDTH_MODES, f"width_mode must be one of {WIDTH_MODES}"
+        assert self.resample in RESAMPLE_MODES, f"resample must be one of {RESAMPLE_MODES}"
         assert self.style_modulation in STYLE_MODULATIONS, (
             f"style_modulation must be one of {STYLE_MODULATIONS}"
         )

@@ -161,7 +161,9 @@ class ScriptViT(nn.Module):
             per_char = self.log_char_width(memory).exp().clamp(MIN_CHAR_WIDTH, MAX_CHAR_WIDTH)
             per_char = per_char.expand(len(text_ids)) if per_char.shape[0] == 1 else per_char
             widths = (per_char.detach() * text_lengths).round().clamp_min(4).long()
-        return resample_widths(raw, self.output_widths(text_lengths), widths), widths
+        return resample_widths(
+            raw, self.output_widths(text_lengths), widths, mode=self.config.resample
+        ), widths
 
     # --- checkpoints: safetensors + json, never pickle --------------------------------------
     def save_pretrained(self, directory: str | Path, metadata: dict[str, str] | None = None) -> Path:

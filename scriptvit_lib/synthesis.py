@@ -161,23 +161,38 @@ class WidthHead(nn.Module):
         return self.mlp(pooled).squeeze(-1)
 
 
+def area_weights(w_in: int, w_out: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """[w_in, w_out] matrix of exact box resampling: output column j covers input columns
+    [j s, (j+1) s), s = w_in / w_out, and is their mean weighted by overlap (columns sum to 1)."""
+    s = w_in / w_out
+    lo = torch.arange(w_out, dtype=torch.float64)[None, :] * s
+    i = torch.arange(w_in, dtype=torch.float64)[:, None]
+    overlap = (torch.minimum(lo + s, i + 1) - torch.maximum(lo, i)).clamp_min(0)
+    return (overlap / s).to(device=device, dtype=dtype)
+
+
 def resample_widths(
-    images: torch.Tensor, widths_in: torch.Tensor, widths_out: torch.Tensor, out_width: int | None = None
+    images: torch.Tensor,
+    widths_in: torch.Tensor,
+    widths_out: torch.Tensor,
+    out_width: int | None = None,
+    mode: str = "bilinear",
 ) -> torch.Tensor:
     """Resize each word horizontally: images [B, 1, H, W] whose word i spans `widths_in[i]`
     columns -> [B, 1, H, out_width or max(widths_out)] with word i in `widths_out[i]` columns
-    (bilinear, antialiased when shrinking; differentiable) and paper (+1) right of it."""
+    and paper (+1) right of it; differentiable. mode 'bilinear' (antialiased when shrinking) or
+    'area' (exact box: `area_weights`)."""
+    if mode not in ("bilinear", "area"):
+        raise ValueError(f"resample mode must be 'bilinear' or 'area', not {mode!r}")
     b, c, h, _ = images.shape
     width = int(out_width if out_width is not None else int(widths_out.max()))
     rows = [images.new_ones(0, c, h, width)]
     for i in range(b):
         wi, wo = int(widths_in[i]), min(int(widths_out[i]), width)
-        word = F.interpolate(
-            images[i : i + 1, :, :, :wi],
-            size=(h, wo),
-            mode="bilinear",
-            align_corners=False,
-            antialias=wo < wi,
-        )
+        word = images[i : i + 1, :, :, :wi]
+        if mode == "area":
+            word = word @ area_weights(wi, wo, images.device, images.dtype)
+        else:
+            word = F.interpolate(word, size=(h, wo), mode="bilinear", align_corners=False, antialias=wo < wi)
         rows.append(F.pad(word, (0, width - wo), value=1.0))
     return torch.cat(rows)

@@ -326,7 +326,11 @@ def test_lineage_follows_resumes_and_branches_into_the_model_card(data, tmp_path
     train(TrainConfig(**base, out=str(tmp_path / "a"), steps=3), data, progress=False)
     train(TrainConfig(**base, out=str(tmp_path / "a"), steps=5, resume=True), data, progress=False)
     parent = list_checkpoints(tmp_path / "a" / "checkpoints")[-1]
-    train(TrainConfig(**base, out=str(tmp_path / "b"), steps=7, init_from=str(parent)), data, progress=False)
+    first = list_checkpoints(tmp_path / "a" / "checkpoints")[0]  # the critics come from another checkpoint
+    cfg_b = TrainConfig(
+        **base, out=str(tmp_path / "b"), steps=7, init_from=str(parent), critics_from=str(first)
+    )
+    train(cfg_b, data, progress=False)
     ck = load_checkpoint(list_checkpoints(tmp_path / "b" / "checkpoints")[-1])
     segs = read_lineage(ck)
     assert [(s["how"], s["from_step"], s["to_step"]) for s in segs] == [
@@ -350,7 +354,7 @@ def test_lineage_follows_resumes_and_branches_into_the_model_card(data, tmp_path
     )  # fmt: skip
     card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
     assert "over 2 segment(s)" in card and "| a | fresh | 0 -> 5 |" in card
-    assert "| b | branched from a/" + parent.name + " | 5 -> 7 |" in card
+    assert f"| b | branched from a/{parent.name}; critics from a/{first.name} | 5 -> 7 |" in card
 
 
 def test_gpu_leg_round_trip_carries_the_lineage(data, tmp_path):

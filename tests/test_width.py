@@ -36,6 +36,48 @@ def test_resample_keeps_identity_shrinks_and_pads_with_paper():
     assert abs(out[0, 0, 0, :32].mean().item()) < 0.05  # and its mean (antialiased)
 
 
+def test_area_resampling_is_the_renderers_box_average():
+    """'area' = exact box: a word drawn at 4x the width and resampled to 1x equals the 4-column
+    means the font renderer takes (render.py's supersampling); for any ratio, each output
+    column is a convex mix of the input and the word's mean ink is kept. 'bilinear' is not a
+    box: a step edge spreads over more columns."""
+    g = torch.Generator().manual_seed(0)
+    big = torch.rand(1, 1, 32, 64, generator=g) * 2 - 1
+    box = big.view(1, 1, 32, 16, 4).mean(-1)
+    area = resample_widths(big, torch.tensor([64]), torch.tensor([16]), mode="area")
+    assert torch.allclose(area, box, atol=1e-6)
+    odd = resample_widths(big, torch.tensor([64]), torch.tensor([23]), mode="area")
+    assert torch.allclose(odd.mean(), big.mean(), atol=1e-5)
+    assert odd.min() >= big.min() - 1e-6 and odd.max() <= big.max() + 1e-6
+    step = torch.ones(1, 1, 1, 48)
+    step[..., 21:] = -1  # ink from column 21 on: an output-column boundary at 2/3 scale
+    grey = lambda y: int(((y > -0.99) & (y < 0.99)).sum())  # noqa: E731
+    assert grey(resample_widths(step, torch.tensor([48]), torch.tensor([32]), mode="area")) == 0
+    assert grey(resample_widths(step, torch.tensor([48]), torch.tensor([32]))) >= 2
+    try:
+        resample_widths(step, torch.tensor([48]), torch.tensor([32]), mode="nearest")
+    except ValueError as e:
+        assert "bilinear" in str(e)
+    else:
+        raise AssertionError("an unknown mode must be refused")
+
+
+def test_model_writes_with_its_configured_resampling():
+    torch.manual_seed(0)
+    bil = ScriptViT(ScriptViTConfig.preset("tiny", width_mode="predicted")).eval()
+    area = ScriptViT(ScriptViTConfig.preset("tiny", width_mode="predicted", resample="area")).eval()
+    area.load_state_dict(bil.state_dict())  # same weights: only the kernel differs
+    style, ids, lengths = _inputs()
+    widths = torch.tensor([20, 50])
+    with torch.no_grad():
+        mem = bil.encode_style(style)
+        raw = bil.decode(mem, ids, lengths)
+        a, _ = area.write(mem, ids, lengths, widths=widths)
+        b, _ = bil.write(mem, ids, lengths, widths=widths)
+    assert torch.allclose(a, resample_widths(raw, bil.output_widths(lengths), widths, mode="area"))
+    assert not torch.allclose(a, b, atol=1e-3)
+
+
 def test_fixed_mode_write_is_decode():
     g = _model("fixed")
     style, ids, lengths = _inputs()
