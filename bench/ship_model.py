@@ -131,7 +131,7 @@ test writers.
 
 Model config: `config.json` (style encoder `{model_cfg["style_encoder"]}`, canvas {model_cfg["style_size"]},
 patch {model_cfg["patch_size"]}, blank patches `{model_cfg["blank_patches"]}`, width mode
-`{model_cfg.get("width_mode", "fixed")}`, style modulation `{model_cfg.get("style_modulation", "none")}`).
+`{model_cfg.get("width_mode", "fixed")}` (resampling `{model_cfg.get("resample", "bilinear")}`), style modulation `{model_cfg.get("style_modulation", "none")}`).
 """
     if lineage is not None:
         card += "\n## Lineage\n\nEvery process that trained these weights, oldest first (resumes of one run folder on one\n"

@@ -55,6 +55,11 @@ def markdown(result: dict) -> str:
             f"{a.get('w_ctc', 0)} (one draw of k per writer)."
             if (a := result.get("adapt"))
             else ""
+        )
+        + (
+            f" Words resampled with `{result['resample']}` instead of the model's own kernel (diagnostic)."
+            if result.get("resample")
+            else ""
         ),
         "",
         "| | attribution (judges) | attribution (hand-crafted stats) | FID | HWD | sharpness / real | CER | dCER |",
@@ -148,6 +153,12 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--n-per-writer", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--resample",
+        default=None,
+        choices=("bilinear", "area"),
+        help="write with this width-resampling kernel instead of the model's own (a diagnostic)",
+    )
     ap.add_argument("--name", default=None, help="result file name (default: the model folder's name)")
     ap.add_argument("--out", default=str(ROOT / "results" / "style_fidelity"))
     ap.add_argument("--figure", default=None, help="also draw the figure (rows = unseen writers) here")
@@ -170,6 +181,8 @@ def main() -> None:
     if args.exclude_from:
         excluded = sorted(load_data(args.exclude_from)["train"].writers)
     model = ScriptViT.from_pretrained(args.model)
+    if args.resample:
+        model.config.resample = args.resample
     adapt = None
     if args.adapt_steps:
         adapt = AdaptConfig(args.adapt_steps, args.adapt_lr, args.adapt_what, w_ctc=args.adapt_ctc)
@@ -186,6 +199,8 @@ def main() -> None:
         adapt=adapt,
     )
     result = {"model": str(Path(args.model)), "data": str(Path(args.data)), **result}
+    if args.resample:
+        result["resample"] = args.resample
     result["seconds"] = round(time.time() - t0, 1)
     name = args.name or Path(args.model).name
     out = Path(args.out)
