@@ -156,6 +156,27 @@ def match_ink(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.interp(image.astype(np.float32), src, dst).round().clip(0, 255).astype(np.uint8)
 
 
+def floor_scorer(data_path: str, judges_path: str | None, n_per_writer: int, seed: int):
+    """Halves A, B of the unseen writers of `data_path` (as `style_fidelity` draws them), the
+    judges' description of A, and score(images, writers) -> ({"fid", "hwd"} against A, the
+    images' embeddings): what every row of this benchmark is scored with."""
+    data = load_data(data_path)
+    judges = judges_at(judges_path, data["train"])
+    a, b = halves(data["test"], n_per_writer, seed)
+    ref = judges.describe([hwd_prepare(s.image) for s in a])
+    ref_tokens = tokens_by_writer(ref["tokens"], [s.writer for s in a])
+
+    def score(images: list[np.ndarray], writers: list[str]) -> tuple[dict, torch.Tensor]:
+        d = judges.describe([hwd_prepare(im) for im in images])
+        scores = {
+            "fid": fid(ref["embedding"], d["embedding"]),
+            "hwd": hwd(ref_tokens, tokens_by_writer(d["tokens"], writers)),
+        }
+        return scores, d["embedding"]
+
+    return a, b, ref, score
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="data with >= 20 unseen writers (test split)")
@@ -170,22 +191,14 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.time()
-    data = load_data(args.data)
-    judges = judges_at(args.judges, data["train"])
-    a, b = halves(data["test"], args.n_per_writer, args.seed)
-    ref = judges.describe([hwd_prepare(s.image) for s in a])
-    ref_tokens = tokens_by_writer(ref["tokens"], [s.writer for s in a])
-
+    a, b, ref, score_against_a = floor_scorer(args.data, args.judges, args.n_per_writer, args.seed)
     described = {}
 
     def score(images: list[np.ndarray], writers: list[str], key: str | None = None) -> dict:
-        d = judges.describe([hwd_prepare(im) for im in images])
+        scores, embedding = score_against_a(images, writers)
         if key:
-            described[key] = d["embedding"]
-        return {
-            "fid": fid(ref["embedding"], d["embedding"]),
-            "hwd": hwd(ref_tokens, tokens_by_writer(d["tokens"], writers)),
-        }
+            described[key] = embedding
+        return scores
 
     real_b, bw = [s.image for s in b], [s.writer for s in b]
     rows = [{"what": "real-vs-real floor", "transform": None, "amount": None, **score(real_b, bw, "real")}]

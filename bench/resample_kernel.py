@@ -22,10 +22,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scriptvit_lib.data import load_data  # noqa: E402
-from scriptvit_lib.evaluate import halves  # noqa: E402
-from scriptvit_lib.features import judges_at  # noqa: E402
-from scriptvit_lib.metrics import fid, hwd, hwd_prepare, tokens_by_writer  # noqa: E402
+from fid_sensitivity import floor_scorer  # noqa: E402  (bench/, this script's folder)
+
 from scriptvit_lib.synthesis import resample_widths  # noqa: E402
 
 
@@ -47,19 +45,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "results" / "style_fidelity"))
     args = ap.parse_args()
-    data = load_data(args.data)
-    judges = judges_at(args.judges, data["train"])
-    a, b = halves(data["test"], args.n_per_writer, args.seed)
-    ref = judges.describe([hwd_prepare(s.image) for s in a])
-    ref_tokens = tokens_by_writer(ref["tokens"], [s.writer for s in a])
+    _, b, _, score_against_a = floor_scorer(args.data, args.judges, args.n_per_writer, args.seed)
     writers = [s.writer for s in b]
 
     def score(images: list[np.ndarray]) -> dict:
-        d = judges.describe([hwd_prepare(im) for im in images])
-        return {
-            "fid": fid(ref["embedding"], d["embedding"]),
-            "hwd": hwd(ref_tokens, tokens_by_writer(d["tokens"], writers)),
-        }
+        return score_against_a(images, writers)[0]
 
     result = {"data": str(Path(args.data)), "writers": len(set(writers)), "seed": args.seed,
               "floor": score([s.image for s in b])}  # fmt: skip
