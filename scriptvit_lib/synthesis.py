@@ -24,6 +24,8 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
+from .config import RESAMPLE_MODES
+
 
 def column_mask(lengths: torch.Tensor, num_chars: int, cols_per_char: int) -> torch.Tensor:
     """[B] text lengths -> [B, 1, 1, num_chars*cols_per_char] float, 1 inside the word."""
@@ -182,8 +184,8 @@ def resample_widths(
     columns -> [B, 1, H, out_width or max(widths_out)] with word i in `widths_out[i]` columns
     and paper (+1) right of it; differentiable. mode 'bilinear' (antialiased when shrinking) or
     'area' (exact box: `area_weights`)."""
-    if mode not in ("bilinear", "area"):
-        raise ValueError(f"resample mode must be 'bilinear' or 'area', not {mode!r}")
+    if mode not in RESAMPLE_MODES:
+        raise ValueError(f"resample mode must be one of {RESAMPLE_MODES}, not {mode!r}")
     b, c, h, _ = images.shape
     width = int(out_width if out_width is not None else int(widths_out.max()))
     rows = [images.new_ones(0, c, h, width)]
