@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scriptvit_lib.adaptation import WHAT, AdaptConfig, load_recognizer  # noqa: E402
+from scriptvit_lib.config import RESAMPLE_MODES  # noqa: E402
 from scriptvit_lib.data import load_data  # noqa: E402
 from scriptvit_lib.features import judges_at  # noqa: E402
 from scriptvit_lib.fidelity import (  # noqa: E402
@@ -156,7 +157,7 @@ def main() -> None:
     ap.add_argument(
         "--resample",
         default=None,
-        choices=("bilinear", "area"),
+        choices=RESAMPLE_MODES,
         help="write with this width-resampling kernel instead of the model's own (a diagnostic)",
     )
     ap.add_argument("--name", default=None, help="result file name (default: the model folder's name)")
