@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -607,6 +608,41 @@ def export_checkpoint(path: str | Path, out_dir: str | Path, ck: dict | None = N
 
 
 NEW_MODULES_OK = ("synthesis.film.",)  # may start fresh in a warm start: they begin as the identity
+PER_WRITER = {"W": ("head.weight", "head.bias"), "S": ("weight", "bias")}  # one row per training writer
+
+
+def family_of(writer_id: str) -> str:
+    """A font writer's family (`dataset.plan_writers` names them `<family>-<k>`); other ids are their own."""
+    m = re.fullmatch(r"(.+)-\d+", writer_id)
+    return m.group(1) if m else writer_id
+
+
+def writer_rows(new_index: dict[str, int], old_index: dict[str, int]) -> list[int | None]:
+    """For each writer of a new run (by index), the row of the old run's per-writer heads to start
+    from: the same writer, else the old run's first writer of the same family (another variant of
+    that font), else None (a fresh row)."""
+    by_family: dict[str, int] = {}
+    for w, i in sorted(old_index.items(), key=lambda kv: kv[1]):
+        by_family.setdefault(family_of(w), i)
+    rows: list[int | None] = [None] * len(new_index)
+    for w, i in new_index.items():
+        rows[i] = old_index[w] if w in old_index else by_family.get(family_of(w))
+    return rows
+
+
+def _remap_writers(net: nn.Module, state: dict, keys: tuple[str, ...], rows: list[int | None]) -> dict:
+    """`state` with its per-writer rows (`keys`) re-ordered to this run's writers (`rows`, from
+    `writer_rows`); rows with no source keep `net`'s initial weights."""
+    state, own = dict(state), net.state_dict()
+    for key in keys:
+        if key not in state or key not in own:
+            continue
+        out = own[key].clone()
+        for i, j in enumerate(rows):
+            if j is not None:
+                out[i] = state[key][j]
+        state[key] = out
+    return state
 
 
 def _load_net(net: nn.Module, state: dict, what: str, strict: bool = True):
@@ -621,10 +657,16 @@ FRESH_OK = ("D", "W", "M")  # critics a branch may start fresh (`TrainConfig.fre
 
 
 def warm_start(
-    trainer: Trainer, ck: dict, source: str = "checkpoint", skip: tuple[str, ...] = ()
+    trainer: Trainer,
+    ck: dict,
+    source: str = "checkpoint",
+    skip: tuple[str, ...] = (),
+    rows: list[int | None] | None = None,
 ) -> list[str]:
     """Load a checkpoint's weights and step counters into a new trainer (`TrainConfig.init_from`);
     optimizer states stay fresh. The critics named in `skip` keep their new initial weights.
+    `rows` (`writer_rows`, when the checkpoint's run trained on other writers): which of its
+    writer-classifier and style-id rows each of this run's writers starts from.
     Returns the weights that started fresh (only `NEW_MODULES_OK`, and all of `skip`'s)."""
     bad_skip = [n for n in skip if n not in FRESH_OK]
     if bad_skip:
@@ -634,7 +676,10 @@ def warm_start(
         net = getattr(trainer, name, None)
         if net is None or name not in ck or name in skip:
             continue
-        res = _load_net(net, ck[name], f"{source}: {name}", strict=False)
+        state = ck[name]
+        if rows is not None and name in PER_WRITER:
+            state = _remap_writers(net, state, PER_WRITER[name], rows)
+        res = _load_net(net, state, f"{source}: {name}", strict=False)
         if res.unexpected_keys:
             raise CheckpointError(f"{source}: {name} has weights this model lacks: {res.unexpected_keys[:5]}")
         fresh += [f"{name}.{k}" for k in res.missing_keys]
@@ -880,12 +925,26 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
     elif cfg.init_from:
         src = Path(cfg.init_from)
         ck = checkpoint_from_model(src) if src.is_dir() else load_checkpoint(src)
-        fresh = warm_start(trainer, ck, source=cfg.init_from, skip=tuple(cfg.fresh_critics))
+        old_writers = src.parent.parent / "writers.json"
+        rows = None
+        if not src.is_dir() and old_writers.is_file():
+            old_index = json.loads(old_writers.read_text())
+            if old_index != writer_index:
+                rows = writer_rows(writer_index, old_index)
+        fresh = warm_start(trainer, ck, source=cfg.init_from, skip=tuple(cfg.fresh_critics), rows=rows)
         if rank == 0:
             print(
                 f"started from {cfg.init_from} (step {trainer.step}; fresh optimizers; "
                 f"{len(fresh)} new tensors)"
             )
+            if rows is not None:
+                same = sum(1 for w in writer_index if w in old_index)
+                kin = sum(r is not None for r in rows) - same
+                print(
+                    f"other training writers than {old_writers}; writer-classifier and style-id rows: "
+                    f"{same} taken as they were, {kin} from a writer of the same family, "
+                    f"{rows.count(None)} fresh"
+                )
     how = "resumed" if cfg.resume and existing else "branched" if cfg.init_from else "fresh"
     critics_from = cfg.critics_from if how != "resumed" else ""  # a resumed run's are in its checkpoint
     if critics_from:

@@ -391,3 +391,43 @@ def test_critics_from_gives_a_model_folder_trained_critics(tmp_path):
     other = synthetic_sets(writers=("w1", "w4", "w3"), words=("the", "house", "of", "Move"))
     with pytest.raises(CheckpointError, match="other training writers"):
         train(replace(run, out=str(tmp_path / "e")), {**data, "train": other["train"]}, progress=False)
+
+
+# --- branching onto other training writers (more writers per family) ---------------------------
+def test_writer_rows_follow_the_writer_then_its_family():
+    from scriptvit_lib.trainer import family_of, writer_rows
+
+    assert family_of("dancing-script-2") == "dancing-script" and family_of("a01") == "a01"
+    old = {"fa-0": 0, "fb-0": 1, "a01": 2}
+    new = {"a01": 0, "fa-0": 1, "fa-1": 2, "fb-3": 3, "fc-0": 4}
+    assert writer_rows(new, old) == [2, 0, 0, 1, None]
+
+
+def test_init_from_a_run_on_other_writers_maps_the_per_writer_rows(tmp_path, capsys):
+    from scriptvit_lib.trainer import list_checkpoints, load_checkpoint, train, warm_start, writer_rows
+
+    words = ("the", "house", "of", "Move")
+    sets = synthetic_sets(writers=("fa-0", "fb-0", "fc-0"), words=words)  # fc-0: test
+    data = {"train": sets["train"], "val": sets["train"], "test": sets["test"]}
+    base = dict(preset="tiny", sample_every=100, w_style_id=1.0, pretrain_steps=2)
+    train(TrainConfig(out=str(tmp_path / "a"), steps=3, **base), data, progress=False)
+    ck_path = list_checkpoints(tmp_path / "a" / "checkpoints")[-1]
+    ck = load_checkpoint(ck_path)
+    old = json.loads((tmp_path / "a" / "writers.json").read_text())
+    more = synthetic_sets(writers=("fa-0", "fa-1", "fb-1", "fd-0", "fe-0"), words=words)  # fe-0: test
+    data2 = {"train": more["train"], "val": more["train"], "test": more["test"]}
+    cfg = TrainConfig(out=str(tmp_path / "b"), steps=5, init_from=str(ck_path), **base)
+    tr, _, index = build_trainer(cfg, data2["train"])
+    w0, s0 = tr.W.head.weight.detach().clone(), tr.S.weight.detach().clone()
+    warm_start(tr, ck, rows=writer_rows(index, old))
+    for name, w in {"fa-0": "fa-0", "fa-1": "fa-0", "fb-1": "fb-0"}.items():
+        assert torch.equal(tr.W.head.weight[index[name]], ck["W"]["head.weight"][old[w]]), name
+        assert torch.equal(tr.S.bias[index[name]], ck["S"]["bias"][old[w]]), name
+    # a family the checkpoint never saw keeps its new row
+    assert torch.equal(tr.W.head.weight[index["fd-0"]], w0[index["fd-0"]])
+    assert torch.equal(tr.S.weight[index["fd-0"]], s0[index["fd-0"]])
+    assert all(torch.equal(tr.G.state_dict()[k], v) for k, v in ck["G"].items())
+    # the same through `train`: 4 writers instead of 3 load and train on (it refused a size mismatch before)
+    out = train(cfg, data2, progress=False)
+    assert out.step == 5 and out.W.head.weight.shape[0] == 4
+    assert "1 taken as they were, 2 from a writer of the same family, 1 fresh" in capsys.readouterr().out
