@@ -69,6 +69,11 @@ class ScriptViTConfig:
     """Channels of the 4 x 2-per-char feature map the decoder output is projected to."""
     syn_res_blocks: int = 1
     """Residual conv blocks before upsampling."""
+    syn_min_channels: int = 0
+    """Fewest channels an upsampling stage may have (0: none). The three stages halve the
+    channels (HWT: 512 -> 256 -> 128 -> 64 at full resolution; `cpu`: 128 -> ... -> 16); a floor
+    keeps the full-resolution stages wider, where the strokes are drawn. A library option: a
+    trained model can be widened to it without changing what it writes (`widen_synthesis_state`)."""
     char_width: int = 16
     """Output px per character (HWT: 16); must be a multiple of 8 (three x2 upsamplings)."""
     img_height: int = 32
@@ -125,6 +130,7 @@ class ScriptViTConfig:
             f"style_modulation must be one of {STYLE_MODULATIONS}"
         )
         assert self.img_height == 32, "the synthesis network makes 32-px images (4 x 8 upsampling)"
+        assert self.syn_min_channels >= 0, "syn_min_channels must be >= 0"
 
     # --- presets and (de)serialisation ----------------------------------------------------
     @classmethod

@@ -76,6 +76,7 @@ class ScriptViT(nn.Module):
             res_blocks=cfg.syn_res_blocks,
             char_width=cfg.char_width,
             style_dim=cfg.d_model if cfg.style_modulation == "film" else 0,
+            min_channels=cfg.syn_min_channels,
         )
         self.width_head = WidthHead(cfg.d_model) if cfg.width_mode == "predicted" else None
 

@@ -86,7 +86,14 @@ class UpBlock(nn.Module):
 
 class SynthesisNetwork(nn.Module):
     def __init__(
-        self, *, in_dim: int, channels: int, res_blocks: int = 2, char_width: int = 16, style_dim: int = 0
+        self,
+        *,
+        in_dim: int,
+        channels: int,
+        res_blocks: int = 2,
+        char_width: int = 16,
+        style_dim: int = 0,
+        min_channels: int = 0,
     ):
         super().__init__()
         assert char_width % 8 == 0, f"char_width {char_width} must be a multiple of 8 (x8 upsampling)"
@@ -99,12 +106,15 @@ class SynthesisNetwork(nn.Module):
         # instance norm to the word's width so padding cannot change a word.
         self.proj = nn.Linear(in_dim, channels * self.h0 * self.w0)
         self.res = nn.ModuleList(ResBlock(channels) for _ in range(res_blocks))
-        self.ups = nn.ModuleList(UpBlock(channels >> i, channels >> (i + 1)) for i in range(3))
-        self.to_img = nn.Conv2d(channels // 8, 1, 7, padding=3)
+        # channels of the three upsampling stages: halved each time (HWT), but never below
+        # `min_channels` (library option `syn_min_channels`; 0 = HWT's halving)
+        stages = [channels] + [max(channels >> (i + 1), min_channels) for i in range(3)]
+        self.ups = nn.ModuleList(UpBlock(stages[i], stages[i + 1]) for i in range(3))
+        self.to_img = nn.Conv2d(stages[3], 1, 7, padding=3)
         # library option (style_modulation="film"): one FiLM per instance norm, in the order the
         # norms run (each residual block's two, then each upsampling block's one); zero-initialised,
         # so the network starts as it is without it
-        norm_channels = [channels] * (2 * res_blocks) + [channels >> (i + 1) for i in range(3)]
+        norm_channels = [channels] * (2 * res_blocks) + stages[1:]
         self.film = (
             nn.ModuleList(nn.Linear(style_dim, 2 * c) for c in norm_channels) if style_dim > 0 else None
         )
@@ -138,6 +148,46 @@ class SynthesisNetwork(nn.Module):
             x, mask = up(x, mask, films[2 * len(self.res) + i])  # x2 height and width each time
         img = torch.tanh(self.to_img(x))  # [B, 1, 32, L*char_width]
         return torch.where(mask.bool(), img, torch.ones_like(img))  # paper (+1) beyond the word
+
+
+def widen_synthesis_state(state: dict, net: SynthesisNetwork, prefix: str = "") -> tuple[dict, list[str]]:
+    """A narrower synthesis network's weights (`state`, keys under `prefix`) -> weights for the
+    wider `net` (a larger `syn_min_channels`) that write exactly the same images.
+
+    Each grown tensor keeps the old weights in its leading channels. New output channels of a
+    conv keep `net`'s random initial weights: the instance norm after it is per channel, so they
+    disturb nothing, and every weight *from* a new channel into the next layer is zero, so the
+    output is unchanged until training moves those weights (Net2Net-style growth with zero
+    fan-out). FiLM rows of new channels are zero (the identity), as FiLM starts anyway.
+    Returns the new state and the names of the tensors that grew; tensors of any other shape
+    are left for `load_state_dict` to refuse."""
+    own = net.state_dict()
+    state, grown = dict(state), []
+    for name, new in own.items():
+        key = prefix + name
+        old = state.get(key)
+        if old is None or old.shape == new.shape or old.dim() != new.dim():
+            continue
+        if any(o > n for o, n in zip(old.shape, new.shape)):
+            continue
+        out = new.clone()
+        if name.startswith("film."):  # [2C, style] / [2C]: gamma rows, then beta rows
+            c_old, c_new = old.shape[0] // 2, new.shape[0] // 2
+            out.zero_()
+            out[:c_old], out[c_new : c_new + c_old] = old[:c_old], old[c_old:]
+        elif old.dim() == 4 and (name.endswith("conv.weight") or name == "to_img.weight"):
+            co, ci = old.shape[:2]
+            out[:co, ci:] = 0  # from new input channels into old outputs: nothing, yet
+            out[:co, :ci] = old
+        elif old.dim() == 4:  # instance-norm affine [1, C, 1, 1]
+            out[:, : old.shape[1]] = old
+        elif old.dim() == 1:  # conv bias
+            out[: old.shape[0]] = old
+        else:
+            continue
+        state[key] = out
+        grown.append(key)
+    return state, grown
 
 
 # --- library option (`width_mode="predicted"`): the writer's own width -----------------------

@@ -66,6 +66,7 @@ from .losses import (
 from .monitor import SampleMonitor, append_csv
 from .recognizer import Recognizer
 from .sampler import MAX_K, StyleBatch, StyleWordDataset, collate_style_batch
+from .synthesis import widen_synthesis_state
 from .words import WordSet
 from .writer_classifier import WriterClassifier
 
@@ -671,7 +672,7 @@ def warm_start(
     bad_skip = [n for n in skip if n not in FRESH_OK]
     if bad_skip:
         raise CheckpointError(f"only the critics {FRESH_OK} may start fresh, not {bad_skip}")
-    fresh = []
+    fresh, widened = [], []
     for name in ("G", "G_ema", "D", "R", "W", "S", "M"):
         net = getattr(trainer, name, None)
         if net is None or name not in ck or name in skip:
@@ -679,6 +680,9 @@ def warm_start(
         state = ck[name]
         if rows is not None and name in PER_WRITER:
             state = _remap_writers(net, state, PER_WRITER[name], rows)
+        if name in ("G", "G_ema"):  # a wider synthesis (`syn_min_channels`) grows the old weights
+            state, grown = widen_synthesis_state(state, net.synthesis, prefix="synthesis.")
+            widened += [f"{name}.{k}" for k in grown]
         res = _load_net(net, state, f"{source}: {name}", strict=False)
         if res.unexpected_keys:
             raise CheckpointError(f"{source}: {name} has weights this model lacks: {res.unexpected_keys[:5]}")
@@ -695,6 +699,8 @@ def warm_start(
     trainer.ema_updates = int(ck.get("ema_updates", 0))
     trainer.lineage = read_lineage(ck)
     skipped = [getattr(trainer, name, None) for name in skip]
+    if widened:
+        print(f"{source}: synthesis widened (syn_min_channels), {len(widened)} tensors grown; same output")
     return fresh + [f"{n}.{k}" for n, net in zip(skip, skipped) if net is not None for k in net.state_dict()]
 
 

@@ -431,3 +431,56 @@ def test_init_from_a_run_on_other_writers_maps_the_per_writer_rows(tmp_path, cap
     out = train(cfg, data2, progress=False)
     assert out.step == 5 and out.W.head.weight.shape[0] == 4
     assert "1 taken as they were, 2 from a writer of the same family, 1 fresh" in capsys.readouterr().out
+
+
+# --- a wider synthesis (`syn_min_channels`) grown from a trained one -------------------------
+def test_widened_synthesis_writes_the_same_words_and_can_learn_with_its_new_channels():
+    from scriptvit_lib.config import ScriptViTConfig
+    from scriptvit_lib.generator import ScriptViT
+    from scriptvit_lib.synthesis import widen_synthesis_state
+
+    torch.manual_seed(0)
+    narrow = ScriptViT(ScriptViTConfig.preset("tiny", style_modulation="film")).eval()
+    for lin in narrow.synthesis.film:  # a trained FiLM is not the identity
+        lin.weight.data.normal_(0, 0.3)
+        lin.bias.data.normal_(0, 0.3)
+    wide = ScriptViT(ScriptViTConfig.preset("tiny", style_modulation="film", syn_min_channels=16)).eval()
+    assert [u.conv.out_channels for u in narrow.synthesis.ups] == [16, 8, 4]
+    assert [u.conv.out_channels for u in wide.synthesis.ups] == [16, 16, 16]
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        wide.load_state_dict(narrow.state_dict())
+    state, grown = widen_synthesis_state(narrow.state_dict(), wide.synthesis, prefix="synthesis.")
+    assert "synthesis.to_img.weight" in grown and "synthesis.film.4.weight" in grown
+    wide.load_state_dict(state)
+    style, ids = _style_and_text(0)
+    with torch.no_grad():
+        a, b = narrow(style, ids), wide(style, ids)
+    assert torch.allclose(a, b, atol=1e-5)  # exactly the same words
+    # the new channels are live: the loss reaches the weights that read them
+    wide.train()
+    wide(style, ids).mean().backward()
+    g = wide.synthesis.to_img.weight.grad
+    assert g[:, 4:].abs().sum() > 0  # new input channels of the last conv
+    # a shape that cannot grow (narrower, or another layer) is left for load_state_dict to refuse
+    state2, grown2 = widen_synthesis_state(wide.state_dict(), narrow.synthesis, prefix="synthesis.")
+    assert grown2 == [] and state2["synthesis.to_img.weight"].shape[1] == 16
+
+
+def test_init_from_widens_the_synthesis_of_a_trained_run(tmp_path):
+    from scriptvit_lib.trainer import list_checkpoints, train
+
+    sets = synthetic_sets(writers=("w1", "w2", "w3"), words=("the", "house", "of", "Move"))
+    data = {"train": sets["train"], "val": sets["train"], "test": sets["test"]}
+    base = dict(preset="tiny", sample_every=100, ema=0.9)
+    train(TrainConfig(out=str(tmp_path / "a"), steps=3, **base), data, progress=False)
+    ck_path = list_checkpoints(tmp_path / "a" / "checkpoints")[-1]
+    cfg = TrainConfig(
+        out=str(tmp_path / "b"),
+        steps=5,
+        init_from=str(ck_path),
+        model_overrides={"syn_min_channels": 16},
+        **base,
+    )
+    tr = train(cfg, data, progress=False)
+    assert tr.step == 5 and tr.G.synthesis.to_img.in_channels == 16
+    assert tr.G_ema.synthesis.to_img.in_channels == 16
