@@ -42,6 +42,7 @@ def main() -> None:
     from scriptvit_lib.adaptation import save_recognizer
     from scriptvit_lib.config import ScriptViTConfig
     from scriptvit_lib.recognizer import Recognizer
+    from scriptvit_lib.synthesis import synthesis_stages
     from scriptvit_lib.trainer import (
         export_checkpoint,
         lineage_summary,
@@ -131,7 +132,8 @@ test writers.
 
 Model config: `config.json` (style encoder `{model_cfg["style_encoder"]}`, canvas {model_cfg["style_size"]},
 patch {model_cfg["patch_size"]}, blank patches `{model_cfg["blank_patches"]}`, width mode
-`{model_cfg.get("width_mode", "fixed")}` (resampling `{model_cfg.get("resample", "bilinear")}`), style modulation `{model_cfg.get("style_modulation", "none")}`).
+`{model_cfg.get("width_mode", "fixed")}` (resampling `{model_cfg.get("resample", "bilinear")}`), style modulation `{model_cfg.get("style_modulation", "none")}`,
+synthesis channels {" → ".join(map(str, synthesis_stages(model_cfg["syn_channels"], model_cfg.get("syn_min_channels", 0))))}).
 """
     if lineage is not None:
         card += "\n## Lineage\n\nEvery process that trained these weights, oldest first (resumes of one run folder on one\n"

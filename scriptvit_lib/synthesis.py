@@ -84,6 +84,12 @@ class UpBlock(nn.Module):
         return F.relu(self.norm(self.conv(x), mask, film)), mask
 
 
+def synthesis_stages(channels: int, min_channels: int = 0) -> list[int]:
+    """Channels before and after each of the three upsampling stages: halved each time (HWT),
+    but never below `min_channels` (library option `syn_min_channels`; 0 = HWT's halving)."""
+    return [channels] + [max(channels >> (i + 1), min_channels) for i in range(3)]
+
+
 class SynthesisNetwork(nn.Module):
     def __init__(
         self,
@@ -106,9 +112,7 @@ class SynthesisNetwork(nn.Module):
         # instance norm to the word's width so padding cannot change a word.
         self.proj = nn.Linear(in_dim, channels * self.h0 * self.w0)
         self.res = nn.ModuleList(ResBlock(channels) for _ in range(res_blocks))
-        # channels of the three upsampling stages: halved each time (HWT), but never below
-        # `min_channels` (library option `syn_min_channels`; 0 = HWT's halving)
-        stages = [channels] + [max(channels >> (i + 1), min_channels) for i in range(3)]
+        stages = synthesis_stages(channels, min_channels)
         self.ups = nn.ModuleList(UpBlock(stages[i], stages[i + 1]) for i in range(3))
         self.to_img = nn.Conv2d(stages[3], 1, 7, padding=3)
         # library option (style_modulation="film"): one FiLM per instance norm, in the order the

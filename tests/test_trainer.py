@@ -261,6 +261,7 @@ def test_ship_model_packages_generator_recognizer_and_card(data, tmp_path):
     ck = load_checkpoint(last)
     assert all(torch.equal(r.state_dict()[k], v) for k, v in ck["R"].items())  # R of the last checkpoint
     assert "MODEL_CARD.md" in {p.name for p in (tmp_path / "a").iterdir()}
+    assert "synthesis channels 32 → 16 → 8 → 4" in (tmp_path / "a" / "MODEL_CARD.md").read_text()
     subprocess.run(
         ship + ["--dest", str(tmp_path / "b"), "--checkpoint", str(first)],
         check=True,
