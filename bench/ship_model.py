@@ -5,7 +5,8 @@
 Copies `<run>/model/{model.safetensors,config.json}` (safetensors + JSON: loading never
 unpickles) - or, with `--checkpoint`, exports that training checkpoint's generator instead -,
 the training recognizer R of the last (or given) checkpoint as `recognizer.safetensors` (for
-test-time adaptation's legibility anchor), the last sample grid, and writes MODEL_CARD.md from
+test-time adaptation's legibility anchor), its critics as `critics.safetensors` (so `--init-from`
+the folder goes on training with them), the last sample grid, and writes MODEL_CARD.md from
 the run's own logs.
 """
 
@@ -49,6 +50,7 @@ def main() -> None:
         list_checkpoints,
         load_checkpoint,
         read_lineage,
+        save_critics,
     )
 
     ckpt = args.checkpoint or (list_checkpoints(run / "checkpoints") or [None])[-1]
@@ -64,6 +66,7 @@ def main() -> None:
         r = Recognizer.from_config(ScriptViTConfig.from_dict(json.loads(ck["model_config"])))
         r.load_state_dict(ck["R"])
         save_recognizer(r, dest)
+        save_critics(ck, dest)  # D, W, S: training can go on from the folder with its critics
         shipped_step = ck["step"] if args.checkpoint is not None else None
         del ck
     if (run / "writers.json").exists():  # the training writers, so demos can pick unseen ones

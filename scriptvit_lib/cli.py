@@ -56,12 +56,13 @@ def parse_overrides(items: list[str]) -> dict:
     return overrides
 
 
-def _train(args: argparse.Namespace) -> None:
-    from .data import load_data
-    from .trainer import CheckpointError, TrainingDiverged, train, train_config_from_args
+def train_config_from_namespace(args: argparse.Namespace):
+    """`scriptvit train`'s arguments -> a TrainConfig (also used by bench/gpu_leg, which takes
+    the same flags as a string)."""
+    from .trainer import train_config_from_args
 
     overrides = parse_overrides(args.set or [])
-    cfg = train_config_from_args(
+    return train_config_from_args(
         recipe=args.recipe,
         preset=args.preset,
         out=args.out,
@@ -104,6 +105,13 @@ def _train(args: argparse.Namespace) -> None:
         tensorboard=args.tensorboard,
         model_overrides=overrides,
     )
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .data import load_data
+    from .trainer import CheckpointError, TrainingDiverged, train
+
+    cfg = train_config_from_namespace(args)
     if not (cfg.steps or cfg.minutes):
         raise UserError("say how long to train: --steps S or --minutes M")
     try:

@@ -718,7 +718,7 @@ def transplant_critics(
     if path.is_dir():
         raise CheckpointError(
             f"--critics-from needs a training checkpoint (checkpoints/step_*.pt); {path} is a folder "
-            "(model folders hold no critics)"
+            "(a model folder's critics, when it has them, come with --init-from)"
         )
     ck = load_checkpoint(path)
     writers_file = path.parent.parent / "writers.json"
@@ -742,8 +742,9 @@ def transplant_critics(
 def checkpoint_from_model(folder: str | Path) -> dict:
     """A model folder (`save_pretrained`, e.g. `models/scriptvit-cpu`) -> a partial checkpoint for
     `warm_start`: its generator as G and G_ema, its recognizer as R when the folder has one, the
-    step from its metadata. D, W (and M, S) are not in a model folder and start fresh, and
-    `pretrain_done` is 0, so `pretrain_steps` trains R and W on real words before the GAN."""
+    step from its metadata, and its critics (`save_critics`: D, W, S, M) when the folder has them.
+    Without them they start fresh, and as `pretrain_done` is 0, `pretrain_steps` trains R and W
+    (with `pretrain_critics` also D and S) on real words before the GAN."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -779,7 +780,32 @@ def checkpoint_from_model(folder: str | Path) -> dict:
     }
     if (d / RECOGNIZER_NAME).is_file():
         ck["R"] = load_file(str(d / RECOGNIZER_NAME))
+    if (d / CRITICS_NAME).is_file():
+        for key, value in load_file(str(d / CRITICS_NAME)).items():
+            net, _, name = key.partition(".")
+            ck.setdefault(net, {})[name] = value
     return ck
+
+
+CRITICS_NAME = "critics.safetensors"
+
+
+def save_critics(ck: dict, folder: str | Path) -> Path | None:
+    """A training checkpoint's critics (those of `CRITICS` it has: D, W, the style-id head S, M) ->
+    `<folder>/critics.safetensors`, beside the model they trained against, so that training can go
+    on from the model folder (`init_from`) without critics that start from nothing: a 9-minute
+    continuation of the shipped model with fresh critics moved its unseen-writer FID from 27 to 38.
+    Their writer rows follow the folder's `training_writers.json` (sorted ids = writer index)."""
+    from safetensors.torch import save_file
+
+    flat = {
+        f"{net}.{k}": v.detach().contiguous().cpu() for net in CRITICS for k, v in (ck.get(net) or {}).items()
+    }
+    if not flat:
+        return None
+    path = Path(folder) / CRITICS_NAME
+    save_file(flat, str(path), metadata={"step": str(ck.get("step", 0))})
+    return path
 
 
 def read_lineage(ck: dict) -> list[dict]:
@@ -931,10 +957,12 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
     elif cfg.init_from:
         src = Path(cfg.init_from)
         ck = checkpoint_from_model(src) if src.is_dir() else load_checkpoint(src)
-        old_writers = src.parent.parent / "writers.json"
+        old_writers = src / "training_writers.json" if src.is_dir() else src.parent.parent / "writers.json"
         rows = None
-        if not src.is_dir() and old_writers.is_file():
+        if old_writers.is_file():
             old_index = json.loads(old_writers.read_text())
+            if isinstance(old_index, list):  # a model folder's: the sorted ids, i.e. the writer index
+                old_index = {w: i for i, w in enumerate(old_index)}
             if old_index != writer_index:
                 rows = writer_rows(writer_index, old_index)
         fresh = warm_start(trainer, ck, source=cfg.init_from, skip=tuple(cfg.fresh_critics), rows=rows)
@@ -1050,6 +1078,11 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
             out / "model",
             metadata={"step": trainer.step, "minutes": round(minutes(), 2), "preset": cfg.preset},
         )
+        # the critics and the writers they name travel with the model: `init_from` it goes on with them
+        nets = {n: getattr(trainer, n, None) for n in CRITICS}
+        save_critics({n: net.state_dict() for n, net in nets.items() if net is not None}, out / "model")
+        names = json.dumps(sorted(writer_index), indent=1)
+        (out / "model" / "training_writers.json").write_text(names + "\n")
     return trainer
 
 
@@ -1104,6 +1137,7 @@ __all__ = [
     "build_trainer",
     "list_checkpoints",
     "load_checkpoint",
+    "save_critics",
     "train",
     "train_config_from_args",
     "transplant_critics",

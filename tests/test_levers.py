@@ -371,7 +371,8 @@ def test_critics_from_gives_a_model_folder_trained_critics(tmp_path):
     train(TrainConfig(out=str(tmp_path / "a"), steps=4, **base), data, progress=False)
     critics_path = str(list_checkpoints(tmp_path / "a" / "checkpoints")[-1])
     critics = load_checkpoint(critics_path)
-    folder = tmp_path / "a" / "model"  # a model folder ships G (and R), never D, W or S
+    folder = tmp_path / "a" / "model"
+    (folder / "critics.safetensors").unlink()  # as a model folder shipped before critics travelled
     # steps == the folder's step: the branch trains nothing, so its checkpoint shows what it started with
     run = TrainConfig(out=str(tmp_path / "b"), steps=4, init_from=str(folder), critics_from="", **base)
     train(run, data, progress=False)
@@ -385,12 +386,49 @@ def test_critics_from_gives_a_model_folder_trained_critics(tmp_path):
         assert not all(torch.equal(plain[name][k], v) for k, v in critics[name].items()), name  # fresh there
     assert all(torch.equal(got["G"][k], v) for k, v in plain["G"].items())  # G from the folder either way
     assert json.loads(got["lineage"])[-1]["critics_from"] == run.critics_from
-    # a model folder has no critics; a run on other writers would name the wrong ones
-    with pytest.raises(CheckpointError, match="model folders hold no critics"):
+    # a model folder's critics come with --init-from; a run on other writers would name the wrong ones
+    with pytest.raises(CheckpointError, match="come with --init-from"):
         train(replace(run, out=str(tmp_path / "d"), critics_from=str(folder)), data, progress=False)
     other = synthetic_sets(writers=("w1", "w4", "w3"), words=("the", "house", "of", "Move"))
     with pytest.raises(CheckpointError, match="other training writers"):
         train(replace(run, out=str(tmp_path / "e")), {**data, "train": other["train"]}, progress=False)
+
+
+def test_a_model_folder_carries_its_critics_into_init_from(tmp_path):
+    """A run's model folder (and a shipped one) holds D, W and the style-id head beside the
+    generator: `init_from` the folder goes on with them, their writer rows mapped onto the new
+    run's writers, instead of critics that start from nothing."""
+    from scriptvit_lib.trainer import (
+        checkpoint_from_model,
+        list_checkpoints,
+        load_checkpoint,
+        train,
+        warm_start,
+    )
+
+    words = ("the", "house", "of", "Move")
+    sets = synthetic_sets(writers=("fa-0", "fb-0", "fc-0"), words=words)  # fc-0: test
+    data = {"train": sets["train"], "val": sets["train"], "test": sets["test"]}
+    base = dict(preset="tiny", sample_every=100, w_style_id=1.0)
+    train(TrainConfig(out=str(tmp_path / "a"), steps=3, **base), data, progress=False)
+    last = load_checkpoint(list_checkpoints(tmp_path / "a" / "checkpoints")[-1])
+    folder = tmp_path / "a" / "model"
+    assert json.loads((folder / "training_writers.json").read_text()) == ["fa-0", "fb-0"]
+    ck = checkpoint_from_model(folder)
+    for name in ("D", "W", "S"):
+        assert ck[name].keys() == last[name].keys(), name
+        assert all(torch.equal(ck[name][k], v) for k, v in last[name].items()), name
+    same = TrainConfig(out=str(tmp_path / "b"), steps=3, init_from=str(folder), **base)
+    tr, _, _ = build_trainer(same, data["train"])
+    warm_start(tr, ck, source=str(folder))
+    assert all(torch.equal(v, last["D"][k]) for k, v in tr.D.state_dict().items())
+    # onto other writers: fb-0 keeps its row, fa-1 starts from its family's fa-0, fd-0 fresh
+    more = synthetic_sets(writers=("fa-1", "fb-0", "fd-0", "fe-0"), words=words)  # fe-0: test
+    data2 = {"train": more["train"], "val": more["train"], "test": more["test"]}
+    tr2 = train(replace(same, out=str(tmp_path / "c")), data2, progress=False)  # step 3: trains nothing
+    w_old, w_new = last["W"]["head.weight"], tr2.W.state_dict()["head.weight"]
+    assert torch.equal(w_new[0], w_old[0]) and torch.equal(w_new[1], w_old[1])  # fa-1 <- fa-0, fb-0
+    assert not torch.equal(w_new[2], w_old[0]) and not torch.equal(w_new[2], w_old[1])  # fd-0: fresh
 
 
 # --- branching onto other training writers (more writers per family) ---------------------------

@@ -3,6 +3,7 @@ hard kill, the NaN guard, atomic checkpoints and multi-process (gloo) equality."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -261,6 +262,9 @@ def test_ship_model_packages_generator_recognizer_and_card(data, tmp_path):
     ck = load_checkpoint(last)
     assert all(torch.equal(r.state_dict()[k], v) for k, v in ck["R"].items())  # R of the last checkpoint
     assert "MODEL_CARD.md" in {p.name for p in (tmp_path / "a").iterdir()}
+    critics = load_file(str(tmp_path / "a" / "critics.safetensors"))  # D and W go on with the model
+    assert {k.split(".")[0] for k in critics} == {"D", "W"}
+    assert all(torch.equal(critics[f"D.{k}"], v) for k, v in ck["D"].items())
     assert "synthesis channels 32 → 16 → 8 → 4" in (tmp_path / "a" / "MODEL_CARD.md").read_text()
     subprocess.run(
         ship + ["--dest", str(tmp_path / "b"), "--checkpoint", str(first)],
@@ -384,6 +388,36 @@ def test_gpu_leg_round_trip_carries_the_lineage(data, tmp_path):
         ("there", "resumed", 3),
     ]
     assert segs[-1]["to_step"] == back["step"] > 3  # the leg trained, and its iterations are in the record
+
+
+def test_gpu_leg_from_a_model_folder_needs_no_source_run(data, tmp_path):
+    """bench/gpu_leg --from-model: a new run from a model folder with `scriptvit train` flags;
+    unpack rebuilds the run folder from what came back alone, and the run resumes on CPU."""
+    from scriptvit_lib.trainer import read_lineage
+
+    data_file = tmp_path / "words.pickle"
+    write_iam_pickle({"train": data["train"], "test": data["test"]}, data_file)
+    cfg = TrainConfig(preset="tiny", out=str(tmp_path / "run"), steps=3, sample_every=100, log_every=1)
+    train(cfg, data, progress=False)
+    leg = ROOT / "bench" / "gpu_leg"
+
+    def run(*args):
+        subprocess.run([sys.executable, *map(str, args)], check=True, cwd=tmp_path, capture_output=True)
+
+    flags = "--preset tiny --recipe cpu --steps 11 --pretrain-steps 2 --pretrain-critics --batch-size 4"
+    there = ["--run", tmp_path / "there", "--minutes", 0, "--device", "cpu", "--out", tmp_path / "back"]
+    run(leg / "continue_on_gpu.py", "--from-model", tmp_path / "run" / "model", "--train-args", flags,
+        "--data", data_file, *there)  # fmt: skip
+    run(leg / "unpack.py", tmp_path / "back", "-", tmp_path / "home", data_file)
+    back = load_checkpoint(list_checkpoints(tmp_path / "home" / "checkpoints")[-1])
+    assert back["step"] == 11 and back["pretrain_done"] == 2
+    assert json.loads(back["train_config"])["batch_size"] == 4
+    assert (tmp_path / "home" / "log.csv").read_text().startswith("step,")
+    segs = read_lineage(back)
+    assert [s["how"] for s in segs][-1] == "branched" and segs[-1]["from_step"] == 3
+    resumed = TrainConfig(**{**json.loads(back["train_config"]), "out": str(tmp_path / "home"),
+                             "device": "cpu", "resume": True, "steps": 12, "minutes": 0})  # fmt: skip
+    assert train(resumed, data, progress=False).step == 12
 
 
 def test_lr_decay_follows_the_lineage_step_in_every_optimizer(data, tmp_path):

@@ -1,8 +1,14 @@
 """On the GPU machine: rebuild a full checkpoint from the slim package, continue training for
---minutes, then write the weights back in files of < 16 MiB; optionally time the paper preset."""
+--minutes, then write the weights back in files of < 16 MiB; optionally time the paper preset.
+
+Or, with --from-model DIR --train-args "FLAGS": start a new run from a model folder (its generator
+and recognizer; D, W and the style-id head fresh, pre-trained by FLAGS' --pretrain-steps) with
+`scriptvit train`'s own FLAGS (no --data/--out/--minutes/--device: this script sets them), and
+write the same files back, the run's config and writer list inside meta_back.json."""
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -31,53 +37,67 @@ ap.add_argument("--minutes", type=float, default=6.0)
 ap.add_argument("--device", default="cuda")
 ap.add_argument("--out", required=True)
 ap.add_argument("--paper-seconds", type=float, default=0)
+ap.add_argument("--from-model", default="", help="a model folder to start a new run from (no pack)")
+ap.add_argument("--train-args", default="", help="with --from-model: `scriptvit train` flags")
 args = ap.parse_args()
 out = Path(args.out)
 out.mkdir(parents=True, exist_ok=True)
 t0 = time.time()
-meta = json.loads((Path(args.pack) / "meta.json").read_text())
-flat = load_file(str(Path(args.pack) / "nets.safetensors"))
-tc = json.loads(meta["train_config"])
-tc.update(
-    out=args.run,
-    device=args.device,
-    resume=True,
-    minutes=meta["elapsed"] + args.minutes,
-    steps=0,
-    ckpt_every_minutes=2.0,
-)
-cfg = TrainConfig(**tc)
 data = load_data(args.data)
 print(
     f"data loaded in {time.time() - t0:.1f}s; torch {torch.__version__}, cuda {torch.cuda.is_available()}",
     flush=True,
 )
-trainer, ds, wi = build_trainer(cfg, data["train"])
-assert json.loads(meta["model_config"]) == trainer.model_cfg.to_dict(), "model config differs"
-for net in ("G", "D", "R", "W", "S"):
-    if getattr(trainer, net) is None:  # no style-id head in this recipe
-        continue
-    sd = {k[len(net) + 1 :]: v for k, v in flat.items() if k.startswith(net + ".")}
-    getattr(trainer, net).load_state_dict(sd)
-if trainer.G_ema is not None:
-    trainer.G_ema.load_state_dict(trainer.G.state_dict())  # the EMA restarts from G
-trainer.step, trainer.pretrain_done, trainer.ema_updates = (
-    meta["step"],
-    meta["pretrain_done"],
-    meta["ema_updates"],
-)
-trainer.lineage = read_lineage(meta)  # train() below adds this GPU leg as a segment
-Path(args.run, "checkpoints").mkdir(parents=True, exist_ok=True)
-Path(args.run, "elapsed.json").write_text(json.dumps({"minutes": meta["elapsed"]}))
-trainer.save_checkpoint(Path(args.run) / "checkpoints")
-step0 = trainer.step
-del trainer
+if args.from_model:
+    from scriptvit_lib.cli import build_parser, train_config_from_namespace
+
+    ns = build_parser().parse_args(["train", "--data", args.data, *shlex.split(args.train_args)])
+    cfg = train_config_from_namespace(ns)
+    cfg.out, cfg.device, cfg.init_from = args.run, args.device, args.from_model
+    cfg.minutes = args.minutes or cfg.minutes  # --minutes 0: FLAGS' --steps alone say how long
+    cfg.ckpt_every_minutes = 2.0
+    step0 = None  # known after the warm start
+else:
+    meta = json.loads((Path(args.pack) / "meta.json").read_text())
+    flat = load_file(str(Path(args.pack) / "nets.safetensors"))
+    tc = json.loads(meta["train_config"])
+    tc.update(
+        out=args.run,
+        device=args.device,
+        resume=True,
+        minutes=meta["elapsed"] + args.minutes,
+        steps=0,
+        ckpt_every_minutes=2.0,
+    )
+    cfg = TrainConfig(**tc)
+    trainer, ds, wi = build_trainer(cfg, data["train"])
+    assert json.loads(meta["model_config"]) == trainer.model_cfg.to_dict(), "model config differs"
+    for net in ("G", "D", "R", "W", "S"):
+        if getattr(trainer, net) is None:  # no style-id head in this recipe
+            continue
+        sd = {k[len(net) + 1 :]: v for k, v in flat.items() if k.startswith(net + ".")}
+        getattr(trainer, net).load_state_dict(sd)
+    if trainer.G_ema is not None:
+        trainer.G_ema.load_state_dict(trainer.G.state_dict())  # the EMA restarts from G
+    trainer.step, trainer.pretrain_done, trainer.ema_updates = (
+        meta["step"],
+        meta["pretrain_done"],
+        meta["ema_updates"],
+    )
+    trainer.lineage = read_lineage(meta)  # train() below adds this GPU leg as a segment
+    Path(args.run, "checkpoints").mkdir(parents=True, exist_ok=True)
+    Path(args.run, "elapsed.json").write_text(json.dumps({"minutes": meta["elapsed"]}))
+    trainer.save_checkpoint(Path(args.run) / "checkpoints")
+    step0 = trainer.step
+    del trainer
 if args.device == "cuda":
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
 t1 = time.time()
 tr = train(cfg, data, progress=False)
 dt = time.time() - t1
+if step0 is None:  # a new run: its first segment starts at the model folder's step
+    step0 = tr.lineage[-1]["from_step"]
 speed = {
     "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
     "iterations": tr.step - step0,
@@ -102,6 +122,11 @@ save_file(
 )
 m2 = {k: ck[k] for k in ("step", "pretrain_done", "ema_updates", "lineage")}
 m2.update(speed=speed, elapsed=json.loads(Path(args.run, "elapsed.json").read_text())["minutes"])
+m2["run_files"] = {  # unpack.py needs no source run folder then
+    name: Path(args.run, name).read_text()
+    for name in ("train_config.json", "model_config.json", "writers.json")
+    if Path(args.run, name).exists()
+}
 (out / "meta_back.json").write_text(json.dumps(m2))
 for name in ("log.csv",):  # (at most 8 files come back)
     if Path(args.run, name).exists():
