@@ -790,7 +790,7 @@ def checkpoint_from_model(folder: str | Path) -> dict:
 CRITICS_NAME = "critics.safetensors"
 
 
-def save_critics(ck: dict, folder: str | Path) -> Path | None:
+def save_critics(ck: dict, folder: str | Path, source: str = "") -> Path | None:
     """A training checkpoint's critics (those of `CRITICS` it has: D, W, the style-id head S, M) ->
     `<folder>/critics.safetensors`, beside the model they trained against, so that training can go
     on from the model folder (`init_from`) without critics that start from nothing: a 9-minute
@@ -804,7 +804,7 @@ def save_critics(ck: dict, folder: str | Path) -> Path | None:
     if not flat:
         return None
     path = Path(folder) / CRITICS_NAME
-    save_file(flat, str(path), metadata={"step": str(ck.get("step", 0))})
+    save_file(flat, str(path), metadata={"step": str(ck.get("step", 0)), "source": source})
     return path
 
 

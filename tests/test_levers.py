@@ -4,7 +4,10 @@ variable k in training (`k_max`)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +21,8 @@ from scriptvit_lib.trainer import TrainConfig, _batch, build_trainer
 from scriptvit_lib.words import WordSample, WordSet
 
 torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_contrastive_loss_is_infonce_without_same_writer_negatives():
@@ -429,6 +434,17 @@ def test_a_model_folder_carries_its_critics_into_init_from(tmp_path):
     w_old, w_new = last["W"]["head.weight"], tr2.W.state_dict()["head.weight"]
     assert torch.equal(w_new[0], w_old[0]) and torch.equal(w_new[1], w_old[1])  # fa-1 <- fa-0, fb-0
     assert not torch.equal(w_new[2], w_old[0]) and not torch.equal(w_new[2], w_old[1])  # fd-0: fresh
+    # a folder shipped without critics adopts those of a checkpoint of a run on its writers
+    (folder / "critics.safetensors").unlink()
+    assert "D" not in checkpoint_from_model(folder)
+    adopt = [sys.executable, str(ROOT / "bench" / "adopt_critics.py")]
+    first = list_checkpoints(tmp_path / "a" / "checkpoints")[0]
+    subprocess.run([*adopt, str(first), "--dest", str(folder)], check=True, capture_output=True)
+    ck, src = checkpoint_from_model(folder), load_checkpoint(first)
+    assert all(torch.equal(ck["W"][k], v) for k, v in src["W"].items())
+    other_ck = list_checkpoints(tmp_path / "c" / "checkpoints")[-1]  # run c: other writers
+    res = subprocess.run([*adopt, str(other_ck), "--dest", str(folder)], capture_output=True, text=True)
+    assert res.returncode != 0 and "other writers" in res.stderr
 
 
 # --- branching onto other training writers (more writers per family) ---------------------------
