@@ -1,8 +1,9 @@
 """On the GPU machine: rebuild a full checkpoint from the slim package, continue training for
 --minutes, then write the weights back in files of < 16 MiB; optionally time the paper preset.
 
-Or, with --from-model DIR --train-args "FLAGS": start a new run from a model folder (its generator
-and recognizer; D, W and the style-id head fresh, pre-trained by FLAGS' --pretrain-steps) with
+Or, with --from-model DIR --train-args "FLAGS": start a new run from a model folder (its generator,
+recognizer and critics when it has them, else D, W and the style-id head fresh, pre-trained by
+FLAGS' --pretrain-steps) with
 `scriptvit train`'s own FLAGS (no --data/--out/--minutes/--device: this script sets them), and
 write the same files back, the run's config and writer list inside meta_back.json."""
 
