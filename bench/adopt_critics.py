@@ -25,14 +25,14 @@ def main() -> None:
     ap.add_argument("--dest", type=Path, default=Path("models/scriptvit-cpu"))
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from scriptvit_lib.trainer import load_checkpoint, save_critics
+    from scriptvit_lib.trainer import load_checkpoint, read_writer_index, save_critics
 
     ck = load_checkpoint(args.checkpoint)
     run_writers = args.checkpoint.resolve().parent.parent / "writers.json"
     folder_writers = args.dest / "training_writers.json"
     if not run_writers.is_file() or not folder_writers.is_file():
         sys.exit(f"need both {run_writers} and {folder_writers} to check the writers match")
-    if sorted(json.loads(run_writers.read_text())) != json.loads(folder_writers.read_text()):
+    if read_writer_index(run_writers) != read_writer_index(folder_writers):
         sys.exit(f"{args.checkpoint} trained on other writers than {args.dest}: W would name the wrong ones")
     ours = json.loads((args.dest / "config.json").read_text())
     theirs = json.loads(ck["model_config"])

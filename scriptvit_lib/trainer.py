@@ -790,6 +790,13 @@ def checkpoint_from_model(folder: str | Path) -> dict:
 CRITICS_NAME = "critics.safetensors"
 
 
+def read_writer_index(path: str | Path) -> dict[str, int]:
+    """{writer id: row} from a run's `writers.json` (that dict) or a model folder's
+    `training_writers.json` (the sorted ids, whose positions are the rows)."""
+    index = json.loads(Path(path).read_text())
+    return {w: i for i, w in enumerate(index)} if isinstance(index, list) else index
+
+
 def save_critics(ck: dict, folder: str | Path, source: str = "") -> Path | None:
     """A training checkpoint's critics (those of `CRITICS` it has: D, W, the style-id head S, M) ->
     `<folder>/critics.safetensors`, beside the model they trained against, so that training can go
@@ -960,9 +967,7 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
         old_writers = src / "training_writers.json" if src.is_dir() else src.parent.parent / "writers.json"
         rows = None
         if old_writers.is_file():
-            old_index = json.loads(old_writers.read_text())
-            if isinstance(old_index, list):  # a model folder's: the sorted ids, i.e. the writer index
-                old_index = {w: i for i, w in enumerate(old_index)}
+            old_index = read_writer_index(old_writers)
             if old_index != writer_index:
                 rows = writer_rows(writer_index, old_index)
         fresh = warm_start(trainer, ck, source=cfg.init_from, skip=tuple(cfg.fresh_critics), rows=rows)
@@ -1137,6 +1142,7 @@ __all__ = [
     "build_trainer",
     "list_checkpoints",
     "load_checkpoint",
+    "read_writer_index",
     "save_critics",
     "train",
     "train_config_from_args",
