@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scriptvit_lib.adaptation import WHAT, AdaptConfig, load_recognizer  # noqa: E402
+from scriptvit_lib.adaptation import WHAT, AdaptConfig, load_critic, load_recognizer  # noqa: E402
 from scriptvit_lib.config import RESAMPLE_MODES  # noqa: E402
 from scriptvit_lib.data import load_data  # noqa: E402
 from scriptvit_lib.features import judges_at  # noqa: E402
@@ -52,8 +52,9 @@ def markdown(result: dict) -> str:
         f"seed {result['seed']}; judges trained on the training writers of `{result['data']}` only; "
         f"FID/HWD: judges' feature net, protocol full. CER of the real words: {result['cer_real']:.3f}."
         + (
-            f" Test-time adaptation: {a['steps']} steps, lr {a['lr']}, {a['what']}, legibility anchor "
-            f"{a.get('w_ctc', 0)} (one draw of k per writer)."
+            f" Test-time adaptation: {a['steps']} steps, lr {a['lr']}, {a['what']}, L1 {a.get('w_l1', 1.0)}, "
+            f"feature {a.get('w_feat', 0)}, hand {a.get('w_hand', 0)}, legibility anchor "
+            f"{a.get('w_ctc', 0)} ({a.get('draws', 1)} draw(s) of k per writer)."
             if (a := result.get("adapt"))
             else ""
         )
@@ -171,7 +172,25 @@ def main() -> None:
     ap.add_argument("--adapt-what", default=AdaptConfig.what, choices=WHAT)
     ap.add_argument("--adapt-ctc", type=float, default=AdaptConfig.w_ctc, help="legibility anchor weight")
     ap.add_argument(
+        "--adapt-draws", type=int, default=1, help="draws of k style words per writer, each adapted to"
+    )
+    ap.add_argument("--adapt-l1", type=float, default=AdaptConfig.w_l1, help="paired pixel L1 weight")
+    ap.add_argument(
+        "--adapt-feat",
+        type=float,
+        default=AdaptConfig.w_feat,
+        help="paired feature loss weight (in W's trunk)",
+    )
+    ap.add_argument(
+        "--adapt-hand", type=float, default=AdaptConfig.w_hand, help="hand loss weight (W-embedding centroid)"
+    )
+    ap.add_argument(
         "--recognizer", default=None, help="R for the anchor: model folder or checkpoint (default: --model)"
+    )
+    ap.add_argument(
+        "--critic",
+        default=None,
+        help="W for the feature / hand losses: folder or checkpoint (default: --model)",
     )
     args = ap.parse_args()
 
@@ -186,9 +205,19 @@ def main() -> None:
         model.config.resample = args.resample
     adapt = None
     if args.adapt_steps:
-        adapt = AdaptConfig(args.adapt_steps, args.adapt_lr, args.adapt_what, w_ctc=args.adapt_ctc)
+        adapt = AdaptConfig(
+            args.adapt_steps,
+            args.adapt_lr,
+            args.adapt_what,
+            w_ctc=args.adapt_ctc,
+            w_l1=args.adapt_l1,
+            w_feat=args.adapt_feat,
+            w_hand=args.adapt_hand,
+        )
         if adapt.w_ctc > 0:
             adapt.recognizer = load_recognizer(args.recognizer or args.model, model.config)
+        if adapt.needs_critic:
+            adapt.critic = load_critic(args.critic or args.model)
     result, extra = style_fidelity(
         model,
         data,
@@ -198,6 +227,7 @@ def main() -> None:
         seed=args.seed,
         exclude_writers=excluded,
         adapt=adapt,
+        adapt_draws=args.adapt_draws,
     )
     result = {"model": str(Path(args.model)), "data": str(Path(args.data)), **result}
     if args.resample:

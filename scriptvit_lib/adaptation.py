@@ -47,10 +47,12 @@ from .charset import Charset
 from .config import ScriptViTConfig
 from .errors import UserError
 from .generator import ScriptViT
+from .losses import feature_match_loss
 from .recognizer import Recognizer
 from .sampler import place_on_canvas, to_tensor_image
 from .style_encoder import StyleMemory
 from .synthesis import MaskedInstanceNorm
+from .writer_classifier import WriterClassifier
 
 WHAT = ("memory", "decoder", "synthesis", "norms")
 RECOGNIZER_NAME = "recognizer.safetensors"
@@ -71,12 +73,30 @@ class AdaptConfig:
     """Random vocabulary words per step the anchor reads."""
     recognizer: torch.nn.Module | None = field(default=None, repr=False, compare=False)
     """The anchor's recognizer (`load_recognizer`), unless `adapt(recognizer=...)` gives one."""
+    w_l1: float = 1.0
+    """Weight of the paired pixel L1 on the k style words (the original objective)."""
+    w_feat: float = 0.0
+    """Weight of the paired feature loss: |phi(G(text_i)) - phi(style word i)| in the training
+    writer classifier W's trunk (`losses.feature_match_loss`); needs `critic`."""
+    w_hand: float = 0.0
+    """Weight of the hand loss: the centroid of W's embeddings of the `anchor_words` random words
+    the adapted generator writes, against the centroid of the k style words' (squared distance
+    relative to the style centroid's norm) - the writer's hand as a whole, on texts other than the
+    style words'; needs `critic`."""
+    critic: torch.nn.Module | None = field(default=None, repr=False, compare=False)
+    """W for `w_feat` / `w_hand` (`load_critic`), unless `adapt(critic=...)` gives one."""
 
     def __post_init__(self):
         if self.what not in WHAT:
             raise UserError(f"adaptation `what` must be one of {WHAT}, got {self.what!r}")
         if self.steps < 0 or self.lr <= 0:
             raise UserError(f"adaptation needs steps >= 0 and lr > 0, got {self.steps}, {self.lr}")
+        if min(self.w_l1, self.w_feat, self.w_hand, self.w_ctc) < 0:
+            raise UserError("adaptation loss weights must be >= 0")
+
+    @property
+    def needs_critic(self) -> bool:
+        return self.w_feat > 0 or self.w_hand > 0
 
 
 def _targets(words: Sequence[np.ndarray], texts: Sequence[str], charset: Charset):
@@ -99,6 +119,12 @@ def reconstruction_l1(
     model: ScriptViT, memory: StyleMemory, target: torch.Tensor, widths: torch.Tensor, ids, lengths
 ) -> torch.Tensor:
     """Mean over words of mean |fake - real| inside each word's real width (the trainer's L1)."""
+    return _paired(model, memory, target, widths, ids, lengths)[0]
+
+
+def _paired(model: ScriptViT, memory: StyleMemory, target: torch.Tensor, widths: torch.Tensor, ids, lengths):
+    """G's words for the k style texts, paired with the style words -> (L1, fake, target, widths),
+    fake and target cropped to one width, `widths` the columns inside each word."""
     k = len(ids)
     mem = StyleMemory(memory.tokens.expand(k, -1, -1), memory.pad_mask.expand(k, -1), None)
     if model.width_head is not None:  # predicted widths: resample to the real words' widths
@@ -110,11 +136,12 @@ def reconstruction_l1(
         )
         widths = model.output_widths(lengths)
     w = min(fake.shape[-1], target.shape[-1])
+    fake, target = fake[..., :w], target[..., :w]
     inside = (torch.arange(w, device=fake.device)[None, :] < widths[:, None]).to(fake.dtype)[
         :, None, None, :
     ]  # [K,1,1,W]
-    diff = ((fake[..., :w] - target[..., :w]).abs() * inside).flatten(1).sum(1)
-    return (diff / (fake.shape[-2] * widths.clamp_min(1))).mean()
+    diff = ((fake - target).abs() * inside).flatten(1).sum(1)
+    return (diff / (fake.shape[-2] * widths.clamp_min(1))).mean(), fake, target, widths
 
 
 def save_recognizer(recognizer: torch.nn.Module, directory: str | Path) -> Path:
@@ -147,8 +174,38 @@ def load_recognizer(path: str | Path, config: ScriptViTConfig) -> Recognizer:
     return r.eval().requires_grad_(False)
 
 
+def load_critic(path: str | Path) -> WriterClassifier:
+    """The training writer classifier W from a model folder's `critics.safetensors`
+    (`trainer.save_critics`) or from a training checkpoint (`step_*.pt`); eval mode, frozen. W was
+    trained on the training writers' real words only: it never saw the writer being adapted to."""
+    p = Path(path)
+    if p.is_dir():
+        from .trainer import CRITICS_NAME
+
+        f = p / CRITICS_NAME
+        if not f.is_file():
+            raise UserError(f"{p} has no {CRITICS_NAME}: pass a training checkpoint instead")
+        state = {k[2:]: v for k, v in load_file(str(f)).items() if k.startswith("W.")}
+    elif p.suffix == ".pt" and p.is_file():
+        from .trainer import load_checkpoint
+
+        state = load_checkpoint(p).get("W") or {}
+    else:
+        raise UserError(f"no critics at {p}: give a model folder or a training checkpoint (.pt)")
+    if "head.weight" not in state:
+        raise UserError(f"{path} holds no writer classifier W")
+    writers, dim = state["head.weight"].shape
+    w = WriterClassifier(num_writers=writers, ch=dim // 8)
+    try:
+        w.load_state_dict(state)
+    except RuntimeError as e:
+        raise UserError(f"the writer classifier in {path} does not load: {e}") from e
+    return w.eval().requires_grad_(False)
+
+
 class _Anchor:
-    """CTC of `recognizer` on random vocabulary words written by the generator being adapted."""
+    """Random vocabulary words written by the generator being adapted: their CTC under
+    `recognizer` (legibility) and the words themselves (for the hand loss)."""
 
     _vocab: list[str] | None = None
 
@@ -160,9 +217,8 @@ class _Anchor:
         self.r, self.cs, self.n, self.device = recognizer, charset, n, device
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self, g: ScriptViT, memory: StyleMemory) -> torch.Tensor:
-        from .losses import ctc_loss
-
+    def write(self, g: ScriptViT, memory: StyleMemory):
+        """-> (fake [n, 1, 32, W] at least 16 px wide, widths [n], ids, lengths)."""
         texts = [self._vocab[int(i)] for i in self.rng.integers(0, len(self._vocab), self.n)]
         ids, lengths = (t.to(self.device) for t in _ids(texts, self.cs))
         mem = StyleMemory(memory.tokens.expand(self.n, -1, -1), memory.pad_mask.expand(self.n, -1), None)
@@ -170,6 +226,11 @@ class _Anchor:
         fake = fake[..., : max(16, int(fake_w.max()))]
         if fake.shape[-1] < 16:
             fake = torch.nn.functional.pad(fake, (0, 16 - fake.shape[-1]), value=1.0)
+        return fake, fake_w, ids, lengths
+
+    def ctc(self, fake, fake_w, ids, lengths) -> torch.Tensor:
+        from .losses import ctc_loss
+
         lp = self.r(fake, fake_w)
         return ctc_loss(lp, ids, self.r.output_lengths(fake_w), lengths)
 
@@ -183,6 +244,7 @@ def adapt(
     memory: StyleMemory | None = None,
     charset: Charset | None = None,
     recognizer: torch.nn.Module | None = None,
+    critic: torch.nn.Module | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> tuple[ScriptViT, StyleMemory, list[float]]:
@@ -191,12 +253,16 @@ def adapt(
     Returns (the generator to write with - `model` itself for 'memory', else an adapted copy;
     the style memory to write with; the L1 loss before each step and after the last). `memory`
     defaults to the encoding of all `words` (at most the model's k). `model` is never changed.
-    `recognizer`: the training recipe's text recognizer, for the anchor (`config.w_ctc` > 0).
+    `recognizer`: the training recipe's text recognizer, for the anchor (`config.w_ctc` > 0);
+    `critic`: the training writer classifier W, for `config.w_feat` / `config.w_hand` > 0.
     """
     cfg = config or AdaptConfig()
     recognizer = recognizer if recognizer is not None else cfg.recognizer
+    critic = critic if critic is not None else cfg.critic
     if cfg.w_ctc > 0 and recognizer is None:
         raise UserError("adaptation with w_ctc > 0 needs the recognizer (`recognizer=`)")
+    if cfg.needs_critic and critic is None:
+        raise UserError("adaptation with w_feat or w_hand > 0 needs the writer classifier (`critic=`)")
     charset = charset or Charset()
     if not words:
         raise UserError("adaptation needs at least one style word")
@@ -238,17 +304,35 @@ def adapt(
         return StyleMemory(memory.tokens + offset, memory.pad_mask, memory.positions)
 
     anchor = None
-    if cfg.w_ctc > 0 and cfg.steps > 0:
-        recognizer.eval().requires_grad_(False)
+    if (cfg.w_ctc > 0 or cfg.w_hand > 0) and cfg.steps > 0:
+        if recognizer is not None:
+            recognizer.eval().requires_grad_(False)
         anchor = _Anchor(recognizer, charset, cfg.anchor_words, seed, device)
+    hand = None
+    if cfg.needs_critic and cfg.steps > 0:
+        critic = critic.to(device).eval().requires_grad_(False)
+        with torch.no_grad():  # the style words' centroid in W's space
+            hand = critic.embed(target, widths).mean(0)
 
     losses = []
     for _ in tqdm(range(cfg.steps), desc="adapting", disable=not progress, leave=False):
         mem = current()
-        loss = reconstruction_l1(g, mem, target, widths, ids, lengths)
-        losses.append(loss.item())
+        l1, fake, tgt, fw = _paired(g, mem, target, widths, ids, lengths)
+        losses.append(l1.item())
+        loss = cfg.w_l1 * l1
+        if cfg.w_feat > 0:
+            with torch.no_grad():
+                real_maps = critic.feature_maps(tgt)
+            loss = loss + cfg.w_feat * feature_match_loss(
+                critic.feature_maps(fake), real_maps, fw, fake.shape[-1]
+            )
         if anchor is not None:
-            loss = loss + cfg.w_ctc * anchor(g, mem)
+            words, ww, aids, alen = anchor.write(g, mem)
+            if cfg.w_ctc > 0:
+                loss = loss + cfg.w_ctc * anchor.ctc(words, ww, aids, alen)
+            if cfg.w_hand > 0:
+                centroid = critic.embed(words, ww).mean(0)
+                loss = loss + cfg.w_hand * (centroid - hand).pow(2).sum() / hand.pow(2).sum().clamp_min(1e-8)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

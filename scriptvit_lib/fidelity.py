@@ -14,9 +14,9 @@ the texts of A and scored against A:
     floor      B: real words of w (other texts) - what a perfect imitation scores
 
 With `adapt` (test-time adaptation, `adaptation.py`, a library option), `model` is the generator
-adapted to each writer's k style words (one draw per writer, from B_w, texts known) and a row
-`one_pass` adds the unadapted model on exactly those style words, so the two differ only by the
-adaptation. The baselines stay one-pass.
+adapted to each writer's k style words (one draw per writer by default, `adapt_draws` for more;
+from B_w, texts known) and a row `one_pass` adds the unadapted model on exactly those style words,
+so the two differ only by the adaptation. The baselines stay one-pass.
 
 Scores (targets of issue 8):
 1. attribution: share of words nearest (centroid) to their own writer among all unseen writers,
@@ -431,8 +431,13 @@ def style_fidelity(
     distinct_texts: int = 24,
     progress: bool = True,
     adapt: AdaptConfig | None = None,
+    adapt_draws: int = 1,
 ) -> tuple[dict, dict]:
     """Score the model and its two baselines on unseen writers (see the module docstring).
+
+    With `adapt`, each writer's targets are written from `adapt_draws` draws of k style words
+    (one adaptation each; draw d writes every `adapt_draws`-th target): one draw is the use case
+    (a user's k words), many approach the one-pass protocol, which draws anew for every word.
 
     Returns (the JSON-able result, extras: generated images per candidate in the order of the
     targets `a`, and the halves `a`, `b` for figures)."""
@@ -448,13 +453,20 @@ def style_fidelity(
     if adapt is not None and adapt.steps > 0:
         from tqdm.auto import tqdm
 
-        gens = {
-            w: writer_generator(model, b, w, k, seed, adapt)
-            for w in tqdm(writers, desc=f"adapting ({adapt.what}, {adapt.steps} steps)", disable=not progress)
-        }
-        images["model"] = write_per_writer({w: (g, m) for w, (g, m, _) in gens.items()}, a)
-        images["one_pass"] = write_per_writer({w: (model, m0) for w, (_, _, m0) in gens.items()}, a)
-        del gens
+        if adapt_draws < 1:
+            raise ValueError(f"adapt_draws must be >= 1, got {adapt_draws}")
+        images["model"], images["one_pass"] = [None] * len(a), [None] * len(a)
+        desc = f"adapting ({adapt.what}, {adapt.steps} steps, {adapt_draws} draw(s) per writer)"
+        for w in tqdm(writers, desc=desc, disable=not progress):
+            idx = [int(i) for i in a.indices_of(w)]
+            for d in range(min(adapt_draws, len(idx))):  # draw d writes every adapt_draws-th target
+                g, memory, one_pass = writer_generator(model, b, w, k, seed + d, adapt)
+                mine = idx[d::adapt_draws]
+                texts_d = [a[i].text for i in mine]
+                for i, x, y in zip(
+                    mine, write_texts(g, memory, texts_d), write_texts(model, one_pass, texts_d)
+                ):
+                    images["model"][i], images["one_pass"][i] = x, y
     else:
         adapt = None
         images["model"] = generate(model, a, b, k=k, seed=seed, progress=progress, desc="model")
@@ -577,7 +589,16 @@ def style_fidelity(
         "excluded_writers": sorted(excluded & set(data["test"].writers)),
         "adapt": None
         if adapt is None
-        else {"steps": adapt.steps, "lr": adapt.lr, "what": adapt.what, "w_ctc": adapt.w_ctc},
+        else {
+            "steps": adapt.steps,
+            "lr": adapt.lr,
+            "what": adapt.what,
+            "w_ctc": adapt.w_ctc,
+            "w_l1": adapt.w_l1,
+            "w_feat": adapt.w_feat,
+            "w_hand": adapt.w_hand,
+            "draws": adapt_draws,
+        },
         "cer_real": cer(ref["read"], ref["texts"]),
         "nearest_training_writer": nearest,
         "per_writer": per_writer,

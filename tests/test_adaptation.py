@@ -115,11 +115,38 @@ def test_style_fidelity_with_adaptation_adds_the_one_pass_row(data, model, tmp_p
         adapt=AdaptConfig(2, 1e-3, "synthesis"),
     )
     assert set(result["rows"]) == {"model", "mean", "nearest", "floor", "one_pass"}
-    assert result["adapt"] == {"steps": 2, "lr": 1e-3, "what": "synthesis", "w_ctc": 0.0}
+    assert result["adapt"] == {
+        "steps": 2,
+        "lr": 1e-3,
+        "what": "synthesis",
+        "w_ctc": 0.0,
+        "w_l1": 1.0,
+        "w_feat": 0.0,
+        "w_hand": 0.0,
+        "draws": 1,
+    }
     assert len(extra["images"]["one_pass"]) == len(extra["images"]["model"]) == result["words_per_set"]
     assert any(
         not np.array_equal(x, y) for x, y in zip(extra["images"]["one_pass"], extra["images"]["model"])
     )
+    # two draws per writer: draw 0 is the one above and writes every other target, draw 1 the rest
+    result2, extra2 = style_fidelity(
+        model,
+        data,
+        judges,
+        n_per_writer=6,
+        progress=False,
+        distinct_texts=4,
+        adapt=AdaptConfig(2, 1e-3, "synthesis"),
+        adapt_draws=2,
+    )
+    assert result2["adapt"]["draws"] == 2
+    a = extra2["a"]
+    for w in sorted(a.writers):
+        idx = [int(i) for i in a.indices_of(w)]
+        one, two = extra["images"]["one_pass"], extra2["images"]["one_pass"]
+        assert all(np.array_equal(one[i], two[i]) for i in idx[0::2])
+        assert not all(np.array_equal(one[i], two[i]) for i in idx[1::2])
 
 
 def test_recognizer_round_trips_and_bad_paths_are_clear_errors(model, tmp_path):
@@ -156,3 +183,69 @@ def test_legibility_anchor_changes_the_adapted_generator(data, model):
     assert l_plain[0] == pytest.approx(l_anch[0])  # same start: the anchor only adds a term
     p, q = plain.synthesis.to_img.weight, anchored.synthesis.to_img.weight
     assert not torch.allclose(p, q)  # the recognizer's gradient moved the weights elsewhere
+
+
+def _critic(model, writers=4):
+    from scriptvit_lib.writer_classifier import WriterClassifier
+
+    torch.manual_seed(5)
+    return WriterClassifier(num_writers=writers, ch=model.config.wcls_ch).eval()
+
+
+def test_critic_losses_move_the_words_towards_the_style_words_in_the_critics_space(data, model):
+    """The feature loss lowers the paired feature distance to the style words, the hand loss the
+    distance between W's centroids of other words written and of the style words: each with the
+    pixel L1 off."""
+    from scriptvit_lib.adaptation import _Anchor, _paired, _targets
+    from scriptvit_lib.charset import Charset
+    from scriptvit_lib.losses import feature_match_loss
+
+    words = _words(data, 4)
+    images, texts = [s.image for s in words], [s.text for s in words]
+    w = _critic(model)
+    target, widths, ids, lengths = _targets(images, texts, Charset())
+    _, memory, _ = adapt(model, images, texts, AdaptConfig(0, what="memory"))  # the one-pass memory
+
+    def feat(g, mem):
+        with torch.no_grad():
+            _, fake, tgt, fw = _paired(g, mem, target, widths, ids, lengths)
+            return float(feature_match_loss(w.feature_maps(fake), w.feature_maps(tgt), fw, fake.shape[-1]))
+
+    def hand(g, mem):  # other words than the style words' (another draw than adaptation's)
+        with torch.no_grad():
+            fake, fw, _, _ = _Anchor(None, Charset(), 12, 99, "cpu").write(g, mem)
+            return float((w.embed(fake, fw).mean(0) - w.embed(target, widths).mean(0)).norm())
+
+    cfg = AdaptConfig(15, 3e-3, "synthesis", w_l1=0, w_feat=1)
+    g, m_feat, losses = adapt(model, images, texts, cfg, memory=memory, critic=w)
+    assert feat(g, m_feat) < 0.5 * feat(model, memory)
+    assert len(losses) == 16  # the L1 is still reported while its weight is 0
+    cfg = AdaptConfig(15, 3e-3, "synthesis", w_l1=0, w_hand=1, anchor_words=6, critic=w)
+    g, m_hand, _ = adapt(model, images, texts, cfg, memory=memory)
+    assert hand(g, m_hand) < 0.5 * hand(model, memory)
+
+
+def test_load_critic_from_a_model_folder_or_checkpoint_and_clear_errors(tmp_path, model):
+    from scriptvit_lib.adaptation import load_critic
+    from scriptvit_lib.trainer import save_critics
+
+    w = _critic(model, writers=3)
+    save_critics({"W": w.state_dict(), "step": 7}, tmp_path)
+    torch.save({"W": w.state_dict()}, tmp_path / "step_0000007.pt")
+    x = torch.rand(2, 1, 32, 48) * 2 - 1
+    for source in (tmp_path, tmp_path / "step_0000007.pt"):
+        back = load_critic(source)
+        torch.testing.assert_close(back(x), w(x))
+        assert back.num_writers == 3 and not any(p.requires_grad for p in back.parameters())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="has no critics.safetensors"):
+        load_critic(tmp_path / "empty")
+    with pytest.raises(UserError, match="no critics at"):
+        load_critic(tmp_path / "nothing.txt")
+    save_critics({"D": {"x": torch.zeros(1)}}, tmp_path / "empty")
+    with pytest.raises(UserError, match="holds no writer classifier"):
+        load_critic(tmp_path / "empty")
+    with pytest.raises(UserError, match="needs the writer classifier"):
+        adapt(model, [np.full((32, 40), 255, np.uint8)], ["ab"], AdaptConfig(2, w_hand=1.0))
+    with pytest.raises(UserError, match=">= 0"):
+        AdaptConfig(2, w_feat=-1.0)
