@@ -201,6 +201,12 @@ def _write(args: argparse.Namespace) -> None:
     writer = Writer.from_images(args.style, model=args.model, k=args.k, seed=args.seed)
     for note in writer.notes:
         print(f"scriptvit: note: {note}", file=sys.stderr)
+    if args.style_texts is not None:
+        writer.adapt(args.style_texts.split(), steps=args.adapt_steps)
+        print(
+            f"scriptvit: adapting the style to its {len(writer.words)} words ({args.adapt_steps} steps)",
+            file=sys.stderr,
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         kw = dict(width=args.width, seed=args.seed, replace_unknown=args.replace_unknown)
@@ -359,6 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="write characters the model lacks as CHAR ('' drops them)",
     )
     w.add_argument("--k", type=int, default=None, help="style words per memory (default 5, at most 15)")
+    w.add_argument(
+        "--style-texts",
+        default=None,
+        metavar="TEXT",
+        help="what the style pictures say, word by word in reading order: the style is fitted to "
+        "them before writing (test-time adaptation; a closer likeness, slower)",
+    )
+    w.add_argument("--adapt-steps", type=int, default=40, help="adaptation steps per style draw")
     w.set_defaults(func=_write)
 
     d = sub.add_parser("demo", help="what `make demo` runs")

@@ -141,6 +141,8 @@ class Writer:
         charset: Charset | None = None,
     ):
         self.model = load_model(model)
+        self.model_dir = None if isinstance(model, ScriptViT) else Path(model)
+        self._adapt = None  # (AdaptConfig, critic, texts) once `adapt` was called
         self.charset = charset or Charset()
         self.seed = seed
         self.notes = list(notes)
@@ -199,13 +201,15 @@ class Writer:
 
         `preprocess=False` takes model-ready words (uint8 [32, w], 255 = paper) as they are.
         """
-        model = load_model(model)  # a missing model is reported before any image work
+        source, model = model, load_model(model)  # a missing model is reported before any image work
         if preprocess:
             words, notes = prepare_style_images(images, split=split, deskew_lines=deskew)
         else:
             words = [images] if isinstance(images, np.ndarray) else list(images)
             notes = []
-        return cls(model, words, k=k, seed=seed, notes=notes)
+        writer = cls(model, words, k=k, seed=seed, notes=notes)
+        writer.model_dir = None if isinstance(source, ScriptViT) else Path(source)
+        return writer
 
     def __repr__(self) -> str:
         lines = [f"Writer({len(self.words)} style words, k={self.k}, using {self.chosen})"]
@@ -226,7 +230,8 @@ class Writer:
         return list(range(n)) if draw == 0 else [int(i) for i in rng.permutation(n)]
 
     def memory(self, draw: int = 0) -> StyleMemory:
-        """The style memory of draw `draw`, encoded on first use and cached."""
+        """The style memory of draw `draw`, encoded on first use and cached (and adapted to its
+        style words first, after `adapt`)."""
         if draw not in self._memories:
             idx = self.chosen if draw == 0 else self._draw(draw)
             size = self.model.config.style_size
@@ -234,8 +239,57 @@ class Writer:
             device = next(self.model.parameters()).device
             style = torch.stack(canvases)[None].to(device)  # [1, K, 1, Hs, Ws]
             with _inference(self.model):
-                self._memories[draw] = self.model.encode_style(style, torch.tensor([widths], device=device))
+                memory = self.model.encode_style(style, torch.tensor([widths], device=device))
+            if self._adapt is not None:
+                from .adaptation import adapt
+
+                cfg, critic, texts = self._adapt
+                words, said = [self.words[i] for i in idx], [texts[i] for i in idx]
+                _, memory, _ = adapt(
+                    self.model, words, said, cfg, memory=memory, charset=self.charset, critic=critic
+                )
+            self._memories[draw] = memory
         return self._memories[draw]
+
+    def adapt(
+        self,
+        texts: Sequence[str],
+        *,
+        steps: int = 40,
+        lr: float = 0.03,
+        critic: torch.nn.Module | str | Path | None = None,
+    ) -> Writer:
+        """Test-time adaptation (`adaptation.py`, not in the paper): `texts[i]` is what style word
+        `i` says. Every style memory this writer uses is then fitted, before it writes, so that
+        the model's own rendering of those texts matches the style words in the training writer
+        classifier's feature space (paired feature loss, the memory is the only free parameter).
+        On 31 unseen writers (one draw of k = 5 each) it raised the judges' attribution 0.705 ->
+        0.749 and cut FID 36.6 -> 31.6 (README, "Style fidelity"). `critic`: W, or the folder or
+        checkpoint holding it (default: the model folder's `critics.safetensors`). Costs `steps`
+        decoder passes per style draw. Returns self."""
+        from .adaptation import AdaptConfig, load_critic
+
+        texts = [str(t) for t in texts]
+        if len(texts) != len(self.words):
+            raise UserError(
+                f"{len(self.words)} style words but {len(texts)} texts: "
+                "give the text of every style word, in order"
+            )
+        if critic is None:
+            if self.model_dir is None:
+                raise UserError(
+                    "adapt needs the writer classifier: pass critic= (a model folder or checkpoint)"
+                )
+            critic = self.model_dir
+        if not isinstance(critic, torch.nn.Module):
+            critic = load_critic(critic)
+        cfg = AdaptConfig(steps, lr, "memory", w_l1=0.0, w_feat=1.0)
+        bad = sorted({c for t in texts for c in self.charset.unknown(t)})
+        if bad or not all(texts):
+            raise UserError(f"every style word needs a non-empty text the model can write; unknown: {bad}")
+        self._adapt = (cfg, critic, texts)
+        self._memories = {}
+        return self
 
     def style_image(self) -> Image.Image:
         """The chosen style words side by side, as the model sees them (before canvas padding)."""

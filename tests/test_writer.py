@@ -189,3 +189,50 @@ def test_cli_errors_are_one_line(cli_files, capsys, args, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("scriptvit: error: ") and message in err[-1], err
     assert not any("Traceback" in line for line in err)
+
+
+# --- test-time adaptation -------------------------------------------------------------------------
+def _critic(model):
+    from scriptvit_lib.writer_classifier import WriterClassifier
+
+    torch.manual_seed(3)
+    return WriterClassifier(num_writers=3, ch=model.config.wcls_ch).eval()
+
+
+def test_adapt_fits_every_memory_to_its_own_style_words(model, style):
+    plain = Writer.from_images(style, model=model)
+    adapted = Writer.from_images(style, model=model).adapt(
+        STYLE_TEXTS, steps=4, lr=0.1, critic=_critic(model)
+    )
+    for draw in (0, 1):  # each draw (its own words and order) gets its own fitted memory
+        a, p = adapted.memory(draw), plain.memory(draw)
+        assert a.tokens.shape == p.tokens.shape and not torch.allclose(a.tokens, p.tokens)
+        assert not a.tokens.requires_grad
+    assert adapted.memory(0) is adapted.memory(0)  # cached: adapted once
+    assert not np.array_equal(pixels(adapted.write("Hello")), pixels(plain.write("Hello")))
+    with pytest.raises(UserError, match="7 style words but 2 texts"):
+        plain.adapt(["two", "texts"], critic=_critic(model))
+    with pytest.raises(UserError, match="unknown"):
+        plain.adapt([*STYLE_TEXTS[:6], "café"], critic=_critic(model))
+    with pytest.raises(UserError, match="pass critic="):
+        plain.adapt(STYLE_TEXTS)  # a model object has no folder to find W in
+
+
+def test_cli_style_texts_adapt_with_the_folders_critics(cli_files, tmp_path, capsys):
+    import shutil
+
+    from scriptvit_lib.trainer import save_critics
+
+    root, styles = cli_files
+    argv = ["write", "--style", *styles, "--text", "Hi", "--style-texts", " ".join(STYLE_TEXTS[:3])]
+    assert main([*argv, "-o", str(tmp_path / "x.png"), "--model", str(root / "model")]) == 2
+    assert "has no critics.safetensors" in capsys.readouterr().err  # a folder without critics: clear error
+    shutil.copytree(root / "model", tmp_path / "m")
+    model = ScriptViT.from_pretrained(tmp_path / "m")
+    save_critics({"W": _critic(model).state_dict()}, tmp_path / "m")
+    out = tmp_path / "adapted.png"
+    assert main([*argv, "-o", str(out), "--model", str(tmp_path / "m"), "--adapt-steps", "3"]) == 0
+    assert "adapting the style to its 3 words" in capsys.readouterr().err
+    plain = tmp_path / "plain.png"
+    assert main([*argv[:-2], "-o", str(plain), "--model", str(tmp_path / "m")]) == 0
+    assert not np.array_equal(pixels(Image.open(out)), pixels(Image.open(plain)))
