@@ -164,6 +164,7 @@ def main() -> None:
     ap.add_argument("--name", default=None, help="result file name (default: the model folder's name)")
     ap.add_argument("--out", default=str(ROOT / "results" / "style_fidelity"))
     ap.add_argument("--figure", default=None, help="also draw the figure (rows = unseen writers) here")
+    ap.add_argument("--figure-only", action="store_true", help="draw --figure without scoring (minutes less)")
     ap.add_argument("--per-writer-figure", default=None, help="also draw attribution per writer here")
     ap.add_argument(
         "--adapt-steps", type=int, default=0, help="test-time adaptation steps per writer (0 = one pass)"
@@ -218,6 +219,20 @@ def main() -> None:
             adapt.recognizer = load_recognizer(args.recognizer or args.model, model.config)
         if adapt.needs_critic:
             adapt.critic = load_critic(args.critic or args.model)
+    if args.figure_only:  # the same halves and draws as a scored run, no scoring
+        from scriptvit_lib.evaluate import halves
+
+        if not args.figure:
+            ap.error("--figure-only needs --figure PATH")
+        test = data["test"].subset(writers=set(data["test"].writers) - set(excluded))
+        a, b = halves(test, args.n_per_writer, args.seed)
+        name = args.name or Path(args.model).name
+        fidelity_figure(model, a, b, k=args.k, seed=args.seed, path=args.figure, adapt=adapt,
+                        title=f"{name}: unseen writers - {args.k} style words | generated "
+                        f"{'(one pass | adapted) ' if adapt else ''}| real (same words); "
+                        "last row: mean style")  # fmt: skip
+        print(f"wrote {args.figure}")
+        return
     result, extra = style_fidelity(
         model,
         data,
