@@ -28,7 +28,8 @@ def label(result: dict) -> str:
     ]
     losses = [x for x in losses if not x.endswith(" 0") and not x.endswith(" 0.0")]
     return (
-        f"{a['what']}, {' + '.join(losses)}, lr {a['lr']:g}, {a['steps']} steps, {a.get('draws', 1)} draw(s)"
+        f"{a['what']}, {' + '.join(losses)}, lr {a['lr']:g}, {a['steps']} steps, "
+        f"{a.get('draws', 1)} draw(s), seed {result['seed']}"
     )
 
 
@@ -53,6 +54,7 @@ def main() -> None:
                 "one_pass": {k: rows["one_pass"][k] for k, *_ in JUDGES},
                 "floor": {k: rows["floor"][k] for k, *_ in JUDGES},
                 "dcer": rows["model"]["dcer"],
+                "seed": r["seed"],
             }
         )
     if not runs:
@@ -65,8 +67,11 @@ def main() -> None:
     for x in runs:
         cells = [f"{x['one_pass'][k]:{f}} → {x['adapted'][k]:{f}}" for k, _, _, f in JUDGES]
         lines.append(f"| {x['label']} | " + " | ".join(cells) + f" | {x['dcer']:+.3f} |")
-    floor = runs[0]["floor"]
-    lines.append("| real-vs-real floor | " + " | ".join(f"{floor[k]:{f}}" for k, _, _, f in JUDGES) + " | |")
+    floors = {x["seed"]: x["floor"] for x in runs}  # the floor depends on the halves, i.e. the seed
+    for seed, fl in sorted(floors.items()):
+        cells = " | ".join(f"{fl[k]:{f}}" for k, _, _, f in JUDGES)
+        lines.append(f"| real-vs-real floor, seed {seed} | {cells} | |")
+    floor = floors[min(floors)]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
@@ -85,7 +90,7 @@ def main() -> None:
         for ax, (k, name, higher, _) in zip(axes, JUDGES):
             ax.barh(ys, [x["adapted"][k] for x in runs], color="tab:blue", label="adapted")
             ax.scatter([x["one_pass"][k] for x in runs], ys, color="black", zorder=3, label="one pass")
-            ax.axvline(floor[k], color="tab:green", ls="--", label="real-vs-real floor")
+            ax.axvline(floor[k], color="tab:green", ls="--", label=f"real-vs-real floor, seed {min(floors)}")
             ax.set_title(f"{name} ({'higher' if higher else 'lower'} is better)")
         axes[0].set_yticks(list(ys), [x["label"] for x in runs], fontsize=8)
         axes[0].invert_yaxis()

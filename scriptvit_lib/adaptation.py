@@ -34,8 +34,9 @@ more terms compare there (`load_critic`):
     w_hand * |mean W.embed(G(memory, anchors)) - mean W.embed(style words)|^2 / |mean W.embed(style)|^2
 
 With `what="memory"`, w_l1=0, w_feat=1, 40 steps at lr 0.03 (`Writer.adapt`, `scriptvit write
---style-texts`) the independent judges moved towards the real words on 31 unseen writers (one draw
-of k = 5 per writer: attribution 0.705 -> 0.749, FID 36.6 -> 31.6, HWD 8.72 -> 8.18); the hand
+--style-texts`) the independent judges moved towards the real words on 31 unseen writers (k = 5,
+8 draws per writer: attribution 0.715 -> 0.752, FID 28.4 -> 25.0, HWD 7.25 -> 6.95; a second seed
+with one draw: FID 31.5 -> 29.3, attribution +0.007); the hand
 loss, which needs no texts, moved them away (FID 54.5): W's pooled centroid is a target the
 generator can meet without writing like the writer (README, "Style fidelity").
 

@@ -280,3 +280,33 @@ def test_fid_sensitivity_transforms_change_words_as_named(data, tmp_path):
     assert "| ink darkness | +0.00 | 0.00 |" in md
     mod.figure(rows, rows[0], tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 10_000
+
+
+def test_adaptation_summary_pairs_each_variant_with_its_own_one_pass_row(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    def result(seed, what, lr, fid_adapted, fid_one):
+        row = {"attribution_learned": 0.7, "attribution_stats": 0.5, "hwd": 8.0, "dcer": -0.1}
+        return {
+            "seed": seed,
+            "adapt": {"steps": 40, "lr": lr, "what": what, "w_l1": 0.0, "w_feat": 1.0, "draws": 1},
+            "rows": {"model": {**row, "fid": fid_adapted}, "one_pass": {**row, "fid": fid_one},
+                     "floor": {**row, "fid": 5.0 + seed}},
+        }  # fmt: skip
+
+    files = []
+    for i, r in enumerate([result(0, "memory", 0.03, 31.6, 36.6), result(1, "norms", 0.003, 29.3, 31.5)]):
+        files.append(tmp_path / f"r{i}.json")
+        files[-1].write_text(json.dumps(r))
+    (tmp_path / "plain.json").write_text(json.dumps({"seed": 0, "adapt": None, "rows": {}}))  # skipped
+    cmd = [sys.executable, str(ROOT / "bench" / "adaptation_summary.py"), *map(str, files)]
+    cmd += [str(tmp_path / "plain.json"), "--out", str(tmp_path / "s"), "--figure", str(tmp_path / "f.png")]
+    subprocess.run(cmd, check=True, capture_output=True)
+    lines = (tmp_path / "s.md").read_text().splitlines()
+    assert lines[2].startswith("| norms, feat 1.0, lr 0.003, 40 steps, 1 draw(s), seed 1 |")  # best FID first
+    assert "31.5 → 29.3" in lines[2] and "36.6 → 31.6" in lines[3]
+    assert lines[4].startswith("| real-vs-real floor, seed 0 |") and "| 6.0 |" in lines[5]
+    assert len(json.loads((tmp_path / "s.json").read_text())) == 2
+    assert (tmp_path / "f.png").stat().st_size > 10_000
