@@ -113,14 +113,19 @@ class AdaptConfig:
         return self.w_feat > 0 or self.w_hand > 0
 
 
+def check_style_texts(texts: Sequence[str], charset: Charset) -> None:
+    """Refuse style-word texts the model cannot write (empty, or characters outside `charset`)."""
+    bad = sorted({c for t in texts for c in charset.unknown(t)})
+    if bad or not all(texts):
+        raise UserError(f"every style word needs a non-empty text the model can write; unknown: {bad}")
+
+
 def _targets(words: Sequence[np.ndarray], texts: Sequence[str], charset: Charset):
     """Style words + their texts -> target [K, 1, 32, Wmax] (paper-padded), widths [K],
     ids [K, L], lengths [K]."""
     if len(words) != len(texts):
         raise UserError(f"{len(words)} style words but {len(texts)} texts: give one text per word")
-    bad = sorted({c for t in texts for c in charset.unknown(t)})
-    if bad or not all(texts):
-        raise UserError(f"every style word needs a non-empty text the model can write; unknown: {bad}")
+    check_style_texts(texts, charset)
     widths = torch.tensor([w.shape[1] for w in words])
     target = torch.ones(len(words), 1, words[0].shape[0], int(widths.max()))
     for i, w in enumerate(words):
@@ -322,7 +327,7 @@ def adapt(
         if recognizer is not None:
             recognizer.eval().requires_grad_(False)
         anchor = _Anchor(recognizer, charset, cfg.anchor_words, seed, device)
-    hand = None
+    hand = real_maps = None
     if cfg.needs_critic and cfg.steps > 0:
         critic = critic.to(device).eval().requires_grad_(False)
         with torch.no_grad():  # the style words' centroid in W's space
@@ -335,8 +340,9 @@ def adapt(
         losses.append(l1.item())
         loss = cfg.w_l1 * l1
         if cfg.w_feat > 0:
-            with torch.no_grad():
-                real_maps = critic.feature_maps(tgt)
+            if real_maps is None:  # the style words (cropped as every step crops them): once
+                with torch.no_grad():
+                    real_maps = critic.feature_maps(tgt)
             loss = loss + cfg.w_feat * feature_match_loss(
                 critic.feature_maps(fake), real_maps, fw, fake.shape[-1]
             )

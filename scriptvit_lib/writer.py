@@ -268,7 +268,7 @@ class Writer:
         fidelity"). `critic`: W, or the folder or
         checkpoint holding it (default: the model folder's `critics.safetensors`). Costs `steps`
         decoder passes per style draw. Returns self."""
-        from .adaptation import AdaptConfig, load_critic
+        from .adaptation import AdaptConfig, check_style_texts, load_critic
 
         texts = [str(t) for t in texts]
         if len(texts) != len(self.words):
@@ -285,9 +285,7 @@ class Writer:
         if not isinstance(critic, torch.nn.Module):
             critic = load_critic(critic)
         cfg = AdaptConfig(steps, lr, "memory", w_l1=0.0, w_feat=1.0)
-        bad = sorted({c for t in texts for c in self.charset.unknown(t)})
-        if bad or not all(texts):
-            raise UserError(f"every style word needs a non-empty text the model can write; unknown: {bad}")
+        check_style_texts(texts, self.charset)
         self._adapt = (cfg, critic, texts)
         self._memories = {}
         return self

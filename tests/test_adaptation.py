@@ -105,15 +105,20 @@ def test_writer_generator_draws_the_style_words_of_style_memory(data, model):
 def test_style_fidelity_with_adaptation_adds_the_one_pass_row(data, model, tmp_path):
     cfg = JudgeConfig(feat_ch=4, feat_dim=32, rec_ch=4, feat_steps=30, rec_steps=2)
     judges = train_judges(data["train"], tmp_path, config=cfg, progress=False)
-    result, extra = style_fidelity(
-        model,
-        data,
-        judges,
-        n_per_writer=6,
-        progress=False,
-        distinct_texts=4,
-        adapt=AdaptConfig(2, 1e-3, "synthesis"),
-    )
+
+    def score(draws):
+        return style_fidelity(
+            model,
+            data,
+            judges,
+            n_per_writer=6,
+            progress=False,
+            distinct_texts=4,
+            adapt=AdaptConfig(2, 1e-3, "synthesis"),
+            adapt_draws=draws,
+        )
+
+    result, extra = score(1)
     assert set(result["rows"]) == {"model", "mean", "nearest", "floor", "one_pass"}
     assert result["adapt"] == {
         "steps": 2,
@@ -130,16 +135,7 @@ def test_style_fidelity_with_adaptation_adds_the_one_pass_row(data, model, tmp_p
         not np.array_equal(x, y) for x, y in zip(extra["images"]["one_pass"], extra["images"]["model"])
     )
     # two draws per writer: draw 0 is the one above and writes every other target, draw 1 the rest
-    result2, extra2 = style_fidelity(
-        model,
-        data,
-        judges,
-        n_per_writer=6,
-        progress=False,
-        distinct_texts=4,
-        adapt=AdaptConfig(2, 1e-3, "synthesis"),
-        adapt_draws=2,
-    )
+    result2, extra2 = score(2)
     assert result2["adapt"]["draws"] == 2
     a = extra2["a"]
     for w in sorted(a.writers):
