@@ -219,19 +219,22 @@ def main() -> None:
             adapt.recognizer = load_recognizer(args.recognizer or args.model, model.config)
         if adapt.needs_critic:
             adapt.critic = load_critic(args.critic or args.model)
+    name = args.name or Path(args.model).name
+
+    def figure(a, b) -> None:
+        fidelity_figure(model, a, b, k=args.k, seed=args.seed, path=args.figure, adapt=adapt,
+                        title=f"{name}: unseen writers - {args.k} style words | generated "
+                        f"{'(one pass | adapted) ' if adapt else ''}| real (same words); "
+                        "last row: mean style")  # fmt: skip
+        print(f"wrote {args.figure}")
+
     if args.figure_only:  # the same halves and draws as a scored run, no scoring
         from scriptvit_lib.evaluate import halves
 
         if not args.figure:
             ap.error("--figure-only needs --figure PATH")
         test = data["test"].subset(writers=set(data["test"].writers) - set(excluded))
-        a, b = halves(test, args.n_per_writer, args.seed)
-        name = args.name or Path(args.model).name
-        fidelity_figure(model, a, b, k=args.k, seed=args.seed, path=args.figure, adapt=adapt,
-                        title=f"{name}: unseen writers - {args.k} style words | generated "
-                        f"{'(one pass | adapted) ' if adapt else ''}| real (same words); "
-                        "last row: mean style")  # fmt: skip
-        print(f"wrote {args.figure}")
+        figure(*halves(test, args.n_per_writer, args.seed))
         return
     result, extra = style_fidelity(
         model,
@@ -248,7 +251,6 @@ def main() -> None:
     if args.resample:
         result["resample"] = args.resample
     result["seconds"] = round(time.time() - t0, 1)
-    name = args.name or Path(args.model).name
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -256,11 +258,7 @@ def main() -> None:
     (out / f"{name}.md").write_text(md)
     print(md)
     if args.figure:
-        fidelity_figure(model, extra["a"], extra["b"], k=args.k, seed=args.seed, path=args.figure, adapt=adapt,
-                        title=f"{name}: unseen writers - {args.k} style words | generated "
-                        f"{'(one pass | adapted) ' if adapt else ''}| real (same words); "
-                        "last row: mean style")  # fmt: skip
-        print(f"wrote {args.figure}")
+        figure(extra["a"], extra["b"])
     if args.per_writer_figure:
         per_writer_figure(result, args.per_writer_figure, title=f"{name}: attribution per unseen writer")
         print(f"wrote {args.per_writer_figure}")
