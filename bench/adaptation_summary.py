@@ -24,7 +24,12 @@ def label(result: dict) -> str:
     a = result["adapt"]
     losses = [
         f"{n} {a.get(k, d)}"
-        for k, n, d in (("w_l1", "L1", 1.0), ("w_feat", "feat", 0), ("w_hand", "hand", 0))
+        for k, n, d in (
+            ("w_l1", "L1", 1.0),
+            ("w_feat", "feat", 0),
+            ("w_feat_d", "D-feat", 0),
+            ("w_hand", "hand", 0),
+        )
     ]
     losses = [x for x in losses if not x.endswith(" 0") and not x.endswith(" 0.0")]
     return (

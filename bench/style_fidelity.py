@@ -53,7 +53,7 @@ def markdown(result: dict) -> str:
         f"FID/HWD: judges' feature net, protocol full. CER of the real words: {result['cer_real']:.3f}."
         + (
             f" Test-time adaptation: {a['steps']} steps, lr {a['lr']}, {a['what']}, L1 {a.get('w_l1', 1.0)}, "
-            f"feature {a.get('w_feat', 0)}, hand {a.get('w_hand', 0)}, legibility anchor "
+            f"feature {a.get('w_feat', 0)} (D: {a.get('w_feat_d', 0)}), hand {a.get('w_hand', 0)}, legibility anchor "
             f"{a.get('w_ctc', 0)} ({a.get('draws', 1)} draw(s) of k per writer)."
             if (a := result.get("adapt"))
             else ""
@@ -183,6 +183,12 @@ def main() -> None:
         help="paired feature loss weight (in W's trunk)",
     )
     ap.add_argument(
+        "--adapt-feat-d",
+        type=float,
+        default=AdaptConfig.w_feat_d,
+        help="paired feature loss weight in the discriminator D's trunk",
+    )
+    ap.add_argument(
         "--adapt-hand", type=float, default=AdaptConfig.w_hand, help="hand loss weight (W-embedding centroid)"
     )
     ap.add_argument(
@@ -191,7 +197,7 @@ def main() -> None:
     ap.add_argument(
         "--critic",
         default=None,
-        help="W for the feature / hand losses: folder or checkpoint (default: --model)",
+        help="W (and D) for the feature / hand losses: folder or checkpoint (default: --model)",
     )
     args = ap.parse_args()
 
@@ -214,11 +220,14 @@ def main() -> None:
             w_l1=args.adapt_l1,
             w_feat=args.adapt_feat,
             w_hand=args.adapt_hand,
+            w_feat_d=args.adapt_feat_d,
         )
         if adapt.w_ctc > 0:
             adapt.recognizer = load_recognizer(args.recognizer or args.model, model.config)
         if adapt.needs_critic:
             adapt.critic = load_critic(args.critic or args.model)
+        if adapt.w_feat_d > 0:
+            adapt.discriminator = load_critic(args.critic or args.model, "D")
     name = args.name or Path(args.model).name
 
     def figure(a, b) -> None:

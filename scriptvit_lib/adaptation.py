@@ -59,6 +59,7 @@ from tqdm.auto import tqdm
 from .attention import _ids
 from .charset import Charset
 from .config import ScriptViTConfig
+from .discriminator import Discriminator
 from .errors import UserError
 from .generator import ScriptViT
 from .losses import feature_match_loss
@@ -99,13 +100,18 @@ class AdaptConfig:
     style words'; needs `critic`."""
     critic: torch.nn.Module | None = field(default=None, repr=False, compare=False)
     """W for `w_feat` / `w_hand` (`load_critic`), unless `adapt(critic=...)` gives one."""
+    w_feat_d: float = 0.0
+    """Weight of the same paired feature loss in the discriminator D's trunk (features of realism
+    rather than identity); needs `discriminator`."""
+    discriminator: torch.nn.Module | None = field(default=None, repr=False, compare=False)
+    """D for `w_feat_d` (`load_critic(..., "D")`), unless `adapt(discriminator=...)` gives one."""
 
     def __post_init__(self):
         if self.what not in WHAT:
             raise UserError(f"adaptation `what` must be one of {WHAT}, got {self.what!r}")
         if self.steps < 0 or self.lr <= 0:
             raise UserError(f"adaptation needs steps >= 0 and lr > 0, got {self.steps}, {self.lr}")
-        if min(self.w_l1, self.w_feat, self.w_hand, self.w_ctc) < 0:
+        if min(self.w_l1, self.w_feat, self.w_hand, self.w_ctc, self.w_feat_d) < 0:
             raise UserError("adaptation loss weights must be >= 0")
 
     @property
@@ -193,10 +199,13 @@ def load_recognizer(path: str | Path, config: ScriptViTConfig) -> Recognizer:
     return r.eval().requires_grad_(False)
 
 
-def load_critic(path: str | Path) -> WriterClassifier:
-    """The training writer classifier W from a model folder's `critics.safetensors`
-    (`trainer.save_critics`) or from a training checkpoint (`step_*.pt`); eval mode, frozen. W was
-    trained on the training writers' real words only: it never saw the writer being adapted to."""
+def load_critic(path: str | Path, net: str = "W") -> WriterClassifier | Discriminator:
+    """A training critic from a model folder's `critics.safetensors` (`trainer.save_critics`) or
+    from a training checkpoint (`step_*.pt`); eval mode, frozen. `net` "W": the writer classifier,
+    trained on the training writers' real words only (it never saw the writer being adapted to);
+    "D": the discriminator, trained to tell those real words from the generator's."""
+    if net not in ("W", "D"):
+        raise UserError(f"critic must be 'W' or 'D', got {net!r}")
     p = Path(path)
     if p.is_dir():
         from .trainer import CRITICS_NAME
@@ -204,22 +213,28 @@ def load_critic(path: str | Path) -> WriterClassifier:
         f = p / CRITICS_NAME
         if not f.is_file():
             raise UserError(f"{p} has no {CRITICS_NAME}: pass a training checkpoint instead")
-        state = {k[2:]: v for k, v in load_file(str(f)).items() if k.startswith("W.")}
+        state = {k[2:]: v for k, v in load_file(str(f)).items() if k.startswith(f"{net}.")}
     elif p.suffix == ".pt" and p.is_file():
         from .trainer import load_checkpoint
 
-        state = load_checkpoint(p).get("W") or {}
+        state = load_checkpoint(p).get(net) or {}
     else:
         raise UserError(f"no critics at {p}: give a model folder or a training checkpoint (.pt)")
-    if "head.weight" not in state:
-        raise UserError(f"{path} holds no writer classifier W")
-    writers, dim = state["head.weight"].shape
-    w = WriterClassifier(num_writers=writers, ch=dim // 8)
+    if net == "W":
+        if "head.weight" not in state:
+            raise UserError(f"{path} holds no writer classifier W")
+        writers, dim = state["head.weight"].shape
+        critic = WriterClassifier(num_writers=writers, ch=dim // 8)
+    else:
+        first = [v for k, v in state.items() if k.startswith("trunk.0.conv1.") and v.dim() == 4]
+        if not first:
+            raise UserError(f"{path} holds no discriminator D")
+        critic = Discriminator(ch=first[0].shape[0])
     try:
-        w.load_state_dict(state)
+        critic.load_state_dict(state)
     except RuntimeError as e:
-        raise UserError(f"the writer classifier in {path} does not load: {e}") from e
-    return w.eval().requires_grad_(False)
+        raise UserError(f"the {net} critic in {path} does not load: {e}") from e
+    return critic.eval().requires_grad_(False)
 
 
 class _Anchor:
@@ -264,6 +279,7 @@ def adapt(
     charset: Charset | None = None,
     recognizer: torch.nn.Module | None = None,
     critic: torch.nn.Module | None = None,
+    discriminator: torch.nn.Module | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> tuple[ScriptViT, StyleMemory, list[float]]:
@@ -273,15 +289,19 @@ def adapt(
     the style memory to write with; the L1 loss before each step and after the last). `memory`
     defaults to the encoding of all `words` (at most the model's k). `model` is never changed.
     `recognizer`: the training recipe's text recognizer, for the anchor (`config.w_ctc` > 0);
-    `critic`: the training writer classifier W, for `config.w_feat` / `config.w_hand` > 0.
+    `critic`: the training writer classifier W, for `config.w_feat` / `config.w_hand` > 0;
+    `discriminator`: the training discriminator D, for `config.w_feat_d` > 0.
     """
     cfg = config or AdaptConfig()
     recognizer = recognizer if recognizer is not None else cfg.recognizer
     critic = critic if critic is not None else cfg.critic
+    disc = discriminator if discriminator is not None else cfg.discriminator
     if cfg.w_ctc > 0 and recognizer is None:
         raise UserError("adaptation with w_ctc > 0 needs the recognizer (`recognizer=`)")
     if cfg.needs_critic and critic is None:
         raise UserError("adaptation with w_feat or w_hand > 0 needs the writer classifier (`critic=`)")
+    if cfg.w_feat_d > 0 and disc is None:
+        raise UserError("adaptation with w_feat_d > 0 needs the discriminator (`discriminator=`)")
     charset = charset or Charset()
     if not words:
         raise UserError("adaptation needs at least one style word")
@@ -327,11 +347,13 @@ def adapt(
         if recognizer is not None:
             recognizer.eval().requires_grad_(False)
         anchor = _Anchor(recognizer, charset, cfg.anchor_words, seed, device)
-    hand = real_maps = None
+    hand = real_maps = real_d = None
     if cfg.needs_critic and cfg.steps > 0:
         critic = critic.to(device).eval().requires_grad_(False)
         with torch.no_grad():  # the style words' centroid in W's space
             hand = critic.embed(target, widths).mean(0)
+    if cfg.w_feat_d > 0 and cfg.steps > 0:
+        disc = disc.to(device).eval().requires_grad_(False)
 
     losses = []
     for _ in tqdm(range(cfg.steps), desc="adapting", disable=not progress, leave=False):
@@ -345,6 +367,13 @@ def adapt(
                     real_maps = critic.feature_maps(tgt)
             loss = loss + cfg.w_feat * feature_match_loss(
                 critic.feature_maps(fake), real_maps, fw, fake.shape[-1]
+            )
+        if cfg.w_feat_d > 0:
+            if real_d is None:
+                with torch.no_grad():
+                    real_d = disc.feature_maps(tgt)
+            loss = loss + cfg.w_feat_d * feature_match_loss(
+                disc.feature_maps(fake), real_d, fw, fake.shape[-1]
             )
         if anchor is not None:
             words, ww, aids, alen = anchor.write(g, mem)

@@ -65,6 +65,16 @@ def conv_trunk(ch: int, *, spectral: bool) -> nn.Sequential:
     )
 
 
+def trunk_maps(trunk: nn.Sequential, images: torch.Tensor) -> list[torch.Tensor]:
+    """The output of every block of a `conv_trunk`: [B, ch, 16, W/2], [B, 2ch, 8, W/4],
+    [B, 4ch, 4, W/8], [B, 8ch, 4, W/8] (what the feature-matching loss compares)."""
+    maps, h = [], images
+    for block in trunk:
+        h = block(h)
+        maps.append(h)
+    return maps
+
+
 class Discriminator(nn.Module):
     stride = STRIDE
 
@@ -88,6 +98,11 @@ class Discriminator(nn.Module):
         h = self.trunk(images)  # [B, 8ch, 4, W/8]
         h = F.relu(h).sum(dim=2)  # [B, 8ch, W/8]: sum-pool over height only (SN-GAN style)
         return self.head(h).squeeze(1)  # [B, W/8]
+
+    def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The output of every trunk block (`trunk_maps`): features of realism, where the writer
+        classifier's are features of identity (test-time adaptation can match either)."""
+        return trunk_maps(self.trunk, images)
 
     def output_widths(self, widths: torch.Tensor) -> torch.Tensor:
         """Columns of the logit map that start inside a word of `widths` px: ceil(w / 8)."""

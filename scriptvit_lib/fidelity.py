@@ -597,6 +597,7 @@ def style_fidelity(
             "w_l1": adapt.w_l1,
             "w_feat": adapt.w_feat,
             "w_hand": adapt.w_hand,
+            "w_feat_d": adapt.w_feat_d,
             "draws": adapt_draws,
         },
         "cer_real": cer(ref["read"], ref["texts"]),

@@ -3,7 +3,10 @@
 All the logic is in `Playground`, whose methods are pure functions of their arguments (and a
 cache): `render` (text -> page, with k, seed and variations), `interpolate` (between two
 writers, `attention.interpolate_styles`), `attention_view` (where one character looks,
-`attention.character_attention`) and `on_upload` (pictures -> a new writer).
+`attention.character_attention`) and `on_upload` (pictures -> a new writer). Each takes
+`adapt=True` to write with the writer's memory adapted to its style words (`Writer.adapt`, a
+library option: needs what the style words say - a dataset's labels, or the texts typed beside
+an upload - and the training writer classifier shipped in the model folder).
 `build_widgets(playground)` wires ipywidgets to them; a test sets the widgets' values and
 checks the images change, so nothing here needs a browser.
 
@@ -15,9 +18,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -56,17 +61,33 @@ def stack_rows(rows: Sequence[np.ndarray], gap: int = 6) -> np.ndarray:
 
 
 class Playground:
-    """A model + named style sources (dataset writers, uploads) with cached writers."""
+    """A model + named style sources (dataset writers, uploads) with cached writers.
+
+    `critic`: the writer classifier W for `adapt=True` (a module, or the folder / checkpoint that
+    holds it); default: the model folder, when `model` is one."""
 
     def __init__(
-        self, model: ScriptViT | str, data: WordSet | None = None, *, words_per_writer=MAX_STYLE_WORDS
+        self,
+        model: ScriptViT | str,
+        data: WordSet | None = None,
+        *,
+        words_per_writer=MAX_STYLE_WORDS,
+        critic=None,
+        adapt_steps: int = 40,
     ):
         self.model = load_model(model).eval()
+        if critic is None and not isinstance(model, ScriptViT):
+            critic = Path(model)  # the model folder's critics.safetensors
+        self.critic = critic
+        self.adapt_steps = adapt_steps
         self.styles: dict[str, list[np.ndarray]] = {}  # name -> model-ready style words [32, w]
+        self.texts: dict[str, list[str]] = {}  # name -> what each style word says, where known
         if data is not None:
             for w in data.writers:
-                self.styles[w] = [s.image for s in data.of_writer(w)][:words_per_writer]
-        self._writers: dict[tuple[str, int, int], Writer] = {}
+                samples = data.of_writer(w)[:words_per_writer]
+                self.styles[w] = [s.image for s in samples]
+                self.texts[w] = [s.text for s in samples]
+        self._writers: dict[tuple[str, int, int, bool], Writer] = {}
 
     @property
     def names(self) -> list[str]:
@@ -76,39 +97,68 @@ class Playground:
     def max_k(self) -> int:
         return self.model.config.max_style_images
 
-    def writer(self, name: str, k: int = 5, seed: int = 0) -> Writer:
-        """The cached `Writer` of a style source (its memory is encoded on first use, then reused)."""
+    def writer(self, name: str, k: int = 5, seed: int = 0, adapt: bool = False) -> Writer:
+        """The cached `Writer` of a style source (its memory is encoded on first use, then reused;
+        with `adapt`, adapted to its style words first - seconds per style draw on a CPU)."""
         if name not in self.styles:
             raise UserError(f"no writer called {name!r}; choose one of {self.names} or upload pictures")
-        key = (name, int(k), int(seed))
+        key = (name, int(k), int(seed), bool(adapt))
         if key not in self._writers:
-            self._writers[key] = Writer.from_images(
-                self.styles[name], self.model, k=int(k), seed=int(seed), preprocess=False
-            )
+            w = Writer.from_images(self.styles[name], self.model, k=int(k), seed=int(seed), preprocess=False)
+            if adapt:
+                if not self.texts.get(name):
+                    raise UserError(
+                        f"adapting needs what {name!r}'s style words say: type their texts, in order"
+                    )
+                if self.critic is None:
+                    raise UserError("adapting needs the writer classifier: Playground(critic=folder or W)")
+                if not isinstance(self.critic, torch.nn.Module):
+                    from .adaptation import load_critic
+
+                    self.critic = load_critic(self.critic)  # once for every writer
+                w.adapt(self.texts[name], steps=self.adapt_steps, critic=self.critic)
+            self._writers[key] = w
         return self._writers[key]
 
+    def set_texts(self, name: str, texts: str | Sequence[str]) -> None:
+        """What `name`'s style words say, in order (a string is split at spaces); adapted writers
+        of `name` are made again."""
+        if name not in self.styles:
+            raise UserError(f"no writer called {name!r}; choose one of {self.names} or upload pictures")
+        self.texts[name] = texts.split() if isinstance(texts, str) else [str(t) for t in texts]
+        self._writers = {key: w for key, w in self._writers.items() if not (key[0] == name and key[3])}
+
     # --- the views -------------------------------------------------------------------------------
-    def render(self, text: str, name: str, *, k: int = 5, seed: int = 0, variations: int = 1) -> np.ndarray:
+    def render(
+        self, text: str, name: str, *, k: int = 5, seed: int = 0, variations: int = 1, adapt: bool = False
+    ) -> np.ndarray:
         """`text` in `name`'s hand -> uint8 page; `variations` > 1 stacks that many renders
-        (other draws of the style words, `Writer.variations`)."""
-        w = self.writer(name, k, seed)
+        (other draws of the style words, `Writer.variations`; each draw is adapted with `adapt`)."""
+        w = self.writer(name, k, seed, adapt)
         if variations <= 1:
             return w.write_array(text, seed=seed)
         return stack_rows([np.asarray(im) for im in w.variations(text, int(variations), seed=seed)])
 
     def interpolate(
-        self, text: str, name_a: str, name_b: str, alpha: float, *, k: int = 5, seed: int = 0
+        self,
+        text: str,
+        name_a: str,
+        name_b: str,
+        alpha: float,
+        *,
+        k: int = 5,
+        seed: int = 0,
+        adapt: bool = False,
     ) -> np.ndarray:
         """`text` written with a memory between two writers (alpha 0 = A, 1 = B), words side by side."""
         words = text.split()
         if not words:
             raise UserError("nothing to write: the text is empty")
-        bad = sorted({c for word in words for c in self.writer(name_a, k, seed).charset.unknown(word)})
+        a, b = self.writer(name_a, k, seed, adapt), self.writer(name_b, k, seed, adapt)
+        bad = sorted({c for word in words for c in a.charset.unknown(word)})
         if bad:
             raise UserError(f"the text has characters this model cannot write: {bad}")
-        mem = interpolate_styles(
-            self.writer(name_a, k, seed).memory(), self.writer(name_b, k, seed).memory(), alpha
-        )
+        mem = interpolate_styles(a.memory(), b.memory(), alpha)
         images = decode_words(self.model, mem, words)
         parts = []
         for im in images:
@@ -138,10 +188,11 @@ class Playground:
         seed: int = 0,
         layer: str | int = "mean",
         head: str | int = "mean",
+        adapt: bool = False,
     ) -> Figure:
         """Where character `char_index` (counting non-space characters) looks in the style words."""
         word, i = self.locate(text, char_index)
-        w = self.writer(name, k, seed)
+        w = self.writer(name, k, seed, adapt)
         bad = w.charset.unknown(word)
         if bad:
             raise UserError(f"the text has characters this model cannot write: {bad}")
@@ -151,11 +202,12 @@ class Playground:
         )
 
     # --- your own hand ---------------------------------------------------------------------------
-    def on_upload(self, files, name: str | None = None) -> str:
+    def on_upload(self, files, name: str | None = None, texts: str | Sequence[str] | None = None) -> str:
         """Pictures of handwriting -> a new style source; returns its name.
 
         `files`: a `widgets.FileUpload` value (dicts with "name" and "content"), or a list of
-        PNG/JPEG bytes, paths, PIL images or arrays (anything `preprocess.py` reads).
+        PNG/JPEG bytes, paths, PIL images or arrays (anything `preprocess.py` reads). `texts`: what
+        the words found in them say, in order (for `adapt=True`; `set_texts` gives them later).
         """
         if isinstance(files, dict):
             files = list(files.values())
@@ -174,7 +226,10 @@ class Playground:
         words, _ = prepare_style_images(images)
         name = name or "upload: " + (", ".join(names) if names else f"{len(images)} picture(s)")
         self.styles[name] = words
+        self.texts.pop(name, None)
         self._writers = {key: w for key, w in self._writers.items() if key[0] != name}  # re-upload: fresh
+        if texts:
+            self.set_texts(name, texts)
         return name
 
 
@@ -192,6 +247,13 @@ def build_widgets(pg: Playground, *, text: str = "hello world", name: str | None
     ui.k = W.IntSlider(value=min(5, pg.max_k), min=1, max=pg.max_k, description="k")
     ui.seed = W.IntSlider(value=0, min=0, max=20, description="seed")
     ui.variations = W.IntSlider(value=1, min=1, max=4, description="variations")
+    ui.adapt = W.Checkbox(value=False, description="adapt to the style words (seconds)")
+    ui.style_texts = W.Text(
+        value="",
+        placeholder="what your pictures say, word by word",
+        description="their texts",
+        continuous_update=False,
+    )
     ui.writer_b = W.Dropdown(options=names, value=names[-1], description="writer B")
     ui.alpha = W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.125, description="alpha")
     ui.char = W.IntSlider(value=0, min=0, max=max(0, len(text.replace(" ", "")) - 1), description="character")
@@ -217,7 +279,7 @@ def build_widgets(pg: Playground, *, text: str = "hello world", name: str | None
         return run
 
     def common():
-        return dict(k=ui.k.value, seed=ui.seed.value)
+        return dict(k=ui.k.value, seed=ui.seed.value, adapt=ui.adapt.value)
 
     @guarded
     def update_render():
@@ -251,7 +313,7 @@ def build_widgets(pg: Playground, *, text: str = "hello world", name: str | None
         if not change["new"]:
             return
         try:
-            new = pg.on_upload(change["new"])
+            new = pg.on_upload(change["new"], texts=ui.style_texts.value or None)
         except UserError as e:
             ui.status.value = f"<span style='color:#b00'>{e}</span>"
             return
@@ -260,8 +322,16 @@ def build_widgets(pg: Playground, *, text: str = "hello world", name: str | None
         ui.writer_b.options = ui.writer.options
         ui.writer.value = new  # triggers update_all
 
-    for wdg in (ui.writer, ui.text, ui.k, ui.seed):
+    def on_style_texts(change):  # what the current writer's style words say (an upload's, mostly)
+        if ui.writer.value not in pg.styles or not change["new"].strip():
+            return
+        pg.set_texts(ui.writer.value, change["new"])
+        if ui.adapt.value:
+            update_all()
+
+    for wdg in (ui.writer, ui.text, ui.k, ui.seed, ui.adapt):
         wdg.observe(update_all, names="value")
+    ui.style_texts.observe(on_style_texts, names="value")
     ui.variations.observe(update_render, names="value")
     for wdg in (ui.writer_b, ui.alpha):
         wdg.observe(update_interp, names="value")
@@ -279,6 +349,7 @@ def build_widgets(pg: Playground, *, text: str = "hello world", name: str | None
     ui.box = W.VBox(
         [
             W.HBox([ui.writer, ui.upload]),
+            W.HBox([ui.adapt, ui.style_texts]),
             ui.text,
             W.HBox([ui.k, ui.seed, ui.variations]),
             ui.image,

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import ScriptViTConfig
-from .discriminator import STRIDE, conv_trunk, width_mask
+from .discriminator import STRIDE, conv_trunk, trunk_maps, width_mask
 
 
 class WriterClassifier(nn.Module):
@@ -62,8 +62,4 @@ class WriterClassifier(nn.Module):
     def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
         """The output of every trunk block: [B, ch, 16, W/2], [B, 2ch, 8, W/4], [B, 4ch, 4, W/8],
         [B, 8ch, 4, W/8] (the feature-matching loss compares a fake and its real target here)."""
-        maps, h = [], images
-        for block in self.trunk:
-            h = block(h)
-            maps.append(h)
-        return maps
+        return trunk_maps(self.trunk, images)

@@ -13,6 +13,7 @@ import torch
 from scriptvit_lib.adaptation import AdaptConfig, adapt
 from scriptvit_lib.config import ScriptViTConfig
 from scriptvit_lib.data import mini_dataset
+from scriptvit_lib.discriminator import Discriminator
 from scriptvit_lib.errors import UserError
 from scriptvit_lib.features import JudgeConfig, train_judges
 from scriptvit_lib.fidelity import style_fidelity, style_memory, write_per_writer, writer_generator
@@ -202,10 +203,11 @@ def test_critic_losses_move_the_words_towards_the_style_words_in_the_critics_spa
     target, widths, ids, lengths = _targets(images, texts, Charset())
     _, memory, _ = adapt(model, images, texts, AdaptConfig(0, what="memory"))  # the one-pass memory
 
-    def feat(g, mem):
+    def feat(g, mem, net=w):
         with torch.no_grad():
             _, fake, tgt, fw = _paired(g, mem, target, widths, ids, lengths)
-            return float(feature_match_loss(w.feature_maps(fake), w.feature_maps(tgt), fw, fake.shape[-1]))
+            maps = net.feature_maps(fake), net.feature_maps(tgt)
+            return float(feature_match_loss(*maps, fw, fake.shape[-1]))
 
     def hand(g, mem):  # other words than the style words' (another draw than adaptation's)
         with torch.no_grad():
@@ -219,6 +221,11 @@ def test_critic_losses_move_the_words_towards_the_style_words_in_the_critics_spa
     cfg = AdaptConfig(15, 3e-3, "synthesis", w_l1=0, w_hand=1, anchor_words=6, critic=w)
     g, m_hand, _ = adapt(model, images, texts, cfg, memory=memory)
     assert hand(g, m_hand) < 0.5 * hand(model, memory)
+    torch.manual_seed(6)
+    d = Discriminator(ch=model.config.d_ch).eval()  # the same loss in D's trunk
+    cfg = AdaptConfig(15, 3e-3, "synthesis", w_l1=0, w_feat_d=1)
+    g, m_d, _ = adapt(model, images, texts, cfg, memory=memory, discriminator=d)
+    assert feat(g, m_d, d) < 0.5 * feat(model, memory, d)
 
 
 def test_load_critic_from_a_model_folder_or_checkpoint_and_clear_errors(tmp_path, model):
@@ -243,5 +250,15 @@ def test_load_critic_from_a_model_folder_or_checkpoint_and_clear_errors(tmp_path
         load_critic(tmp_path / "empty")
     with pytest.raises(UserError, match="needs the writer classifier"):
         adapt(model, [np.full((32, 40), 255, np.uint8)], ["ab"], AdaptConfig(2, w_hand=1.0))
+    with pytest.raises(UserError, match="holds no discriminator"):
+        load_critic(tmp_path / "empty", "D")
+    with pytest.raises(UserError, match="needs the discriminator"):
+        adapt(model, [np.full((32, 40), 255, np.uint8)], ["ab"], AdaptConfig(2, w_feat_d=1.0))
+    with pytest.raises(UserError, match="'W' or 'D'"):
+        load_critic(tmp_path, "S")
+    d = Discriminator(ch=4).eval()  # spectral norm: its power-iteration vectors travel too
+    (tmp_path / "d").mkdir()
+    save_critics({"D": d.state_dict()}, tmp_path / "d")
+    torch.testing.assert_close(load_critic(tmp_path / "d", "D")(x), d(x))
     with pytest.raises(UserError, match=">= 0"):
         AdaptConfig(2, w_feat=-1.0)

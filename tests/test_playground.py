@@ -86,3 +86,38 @@ def test_upload_synthetic_png(pg):
     assert len(pg.styles["upload: line.png"]) == 3  # three words found in the picture
     assert ui.status.value == "" and ui.image.value
     assert pg.on_upload([payload], name="again") == "again"
+
+
+def test_adapt_toggle_writes_with_the_adapted_memory_and_needs_texts_and_critic(pg):
+    from scriptvit_lib.errors import UserError
+    from scriptvit_lib.writer_classifier import WriterClassifier
+
+    a = pg.names[0]
+    with pytest.raises(UserError, match="needs the writer classifier"):
+        pg.render("hello", a, k=2, adapt=True)  # a model object: no folder to find W in
+    torch.manual_seed(3)
+    critic = WriterClassifier(num_writers=3, ch=pg.model.config.wcls_ch).eval()
+    ada = Playground(pg.model, None, critic=critic, adapt_steps=3)
+    ada.styles, ada.texts = dict(pg.styles), dict(pg.texts)
+    assert ada.texts[a] == [t for t in ada.texts[a] if t] and len(ada.texts[a]) == len(ada.styles[a])
+    plain, adapted = ada.render("hello", a, k=2), ada.render("hello", a, k=2, adapt=True)
+    assert adapted.dtype == np.uint8 and not (plain.shape == adapted.shape and np.array_equal(plain, adapted))
+    assert ada.writer(a, 2, 0, True) is not ada.writer(a, 2, 0) and ada.writer(a, 2, 0, True)._adapt
+    up = ada.on_upload([png_of_line()], name="mine")
+    with pytest.raises(UserError, match="type their texts"):
+        ada.render("hello", up, k=2, adapt=True)
+    ada.set_texts(up, "quiet morning")  # three words found, two texts
+    with pytest.raises(UserError, match="3 style words but 2 texts"):
+        ada.render("hello", up, k=2, adapt=True)
+    ada.set_texts(up, "quiet morning garden")
+    assert ada.render("hello", up, k=2, adapt=True).ndim == 2
+
+    ui = build_widgets(ada, text="hello", name=a)
+    before = ui.image.value
+    ui.adapt.value = True
+    assert ui.status.value == "" and ui.image.value != before
+    ui.writer.value = "mine"
+    ui.style_texts.value = "only two"
+    assert "3 style words but 2 texts" in ui.status.value
+    ui.style_texts.value = "quiet morning garden"
+    assert ui.status.value == ""
