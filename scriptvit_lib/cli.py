@@ -266,8 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--init-from",
         default=None,
         help="start a new run from this checkpoint's weights (fresh optimizers), e.g. with "
-        "--set style_modulation=film; or from a model folder (its generator and recognizer; "
-        "D and W start fresh: give --pretrain-steps to train W on real words first)",
+        "--set style_modulation=film; or from a model folder (its generator and recognizer, and "
+        "the critics D, W, S of its critics.safetensors where it has one - else they start fresh: "
+        "give --pretrain-steps to train W on real words first)",
     )
     for name, typ in [
         ("batch-size", int), ("k", int), ("k-max", int), ("lr", float), ("w-recon", float),

@@ -310,3 +310,29 @@ def test_adaptation_summary_pairs_each_variant_with_its_own_one_pass_row(tmp_pat
     assert lines[4].startswith("| real-vs-real floor, seed 0 |") and "| 6.0 |" in lines[5]
     assert len(json.loads((tmp_path / "s.json").read_text())) == 2
     assert (tmp_path / "f.png").stat().st_size > 10_000
+
+
+def test_best_canvas_writes_what_its_kernel_can_reach_and_beats_the_naive_round_trip(data):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_resample_kernel", ROOT / "bench" / "resample_kernel.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from scriptvit_lib.synthesis import resample_widths
+
+    # a word the box kernel can write exactly: some canvas of 16 px per character, shrunk
+    torch.manual_seed(0)
+    canvas = torch.rand(1, 1, 32, 16 * 4) * 2 - 1
+    word = resample_widths(canvas, torch.tensor([64]), torch.tensor([37]), mode="area")
+    word = ((word[0, 0] + 1) * 127.5).round().clamp(0, 255).numpy().astype(np.uint8)
+    fit = mod.best_canvas(word, 4, "area", steps=400)
+    assert fit.shape == word.shape and np.abs(fit.astype(float) - word).mean() < 1.5
+    # a real word: the fitted canvas is far closer than drawing it wide (nearest) and shrinking back
+    s = data["train"][0]
+    err = lambda x: np.abs(x.astype(float) - s.image).mean()  # noqa: E731
+    for mode in ("area", "bilinear"):
+        assert err(mod.best_canvas(s.image, len(s.text), mode, steps=200)) < 0.5 * err(
+            mod.round_trip(s.image, len(s.text), mode)
+        )
