@@ -78,6 +78,19 @@ def test_model_writes_with_its_configured_resampling():
     assert not torch.allclose(a, b, atol=1e-3)
 
 
+def test_a_wider_canvas_draws_twice_the_columns_and_writes_at_the_same_widths():
+    """`char_width=32` (session 17: with the box kernel, the canvas that can reach every real word)."""
+    torch.manual_seed(0)
+    g = ScriptViT(ScriptViTConfig.preset("tiny", width_mode="predicted", resample="area", char_width=32))
+    style, ids, lengths = _inputs()
+    mem = g.encode_style(style)
+    assert g.decode(mem, ids, lengths).shape[-1] == 32 * int(lengths.max())
+    img, widths = g.write(mem, ids, lengths, widths=torch.tensor([20, 50]))
+    assert widths.tolist() == [20, 50] and img.shape[-1] == 50
+    img.mean().backward()  # the synthesis learns through the box resampling
+    assert g.synthesis.to_img.weight.grad.abs().sum() > 0
+
+
 def test_fixed_mode_write_is_decode():
     g = _model("fixed")
     style, ids, lengths = _inputs()
