@@ -177,17 +177,6 @@ def writer_generator(
     return (*_adapted(model, chosen, memory, adapt), memory)
 
 
-def write_per_writer(gens: dict[str, tuple[ScriptViT, StyleMemory]], targets: WordSet) -> list[np.ndarray]:
-    """Each target's text written by its writer's (generator, memory), in the order of `targets`."""
-    out: list[np.ndarray | None] = [None] * len(targets)
-    for w, (g, memory) in gens.items():
-        idx = list(targets.indices_of(w))
-        for i, im in zip(idx, write_texts(g, memory, [targets[int(i)].text for i in idx])):
-            out[int(i)] = im
-    assert all(o is not None for o in out), "a target's writer has no generator"
-    return out
-
-
 def mean_memory(memories: Sequence[StyleMemory]) -> StyleMemory:
     """Memories of many writers -> one memory holding all their (unpadded) tokens."""
     tokens = torch.cat([m.tokens[0][~m.pad_mask[0]] for m in memories])[None]
