@@ -125,6 +125,7 @@ def test_style_fidelity_with_adaptation_adds_the_one_pass_row(data, model, tmp_p
         "w_l1": 1.0,
         "w_feat": 0.0,
         "w_hand": 0.0,
+        "w_feat_d": 0.0,
         "draws": 1,
     }
     assert len(extra["images"]["one_pass"]) == len(extra["images"]["model"]) == result["words_per_set"]
