@@ -347,13 +347,15 @@ def adapt(
         if recognizer is not None:
             recognizer.eval().requires_grad_(False)
         anchor = _Anchor(recognizer, charset, cfg.anchor_words, seed, device)
-    hand = real_maps = real_d = None
+    hand = None
     if cfg.needs_critic and cfg.steps > 0:
         critic = critic.to(device).eval().requires_grad_(False)
         with torch.no_grad():  # the style words' centroid in W's space
             hand = critic.embed(target, widths).mean(0)
     if cfg.w_feat_d > 0 and cfg.steps > 0:
         disc = disc.to(device).eval().requires_grad_(False)
+    # paired feature losses: (weight, feature net, the style words' maps once computed)
+    feats = [[w, net, None] for w, net in ((cfg.w_feat, critic), (cfg.w_feat_d, disc)) if w > 0]
 
     losses = []
     for _ in tqdm(range(cfg.steps), desc="adapting", disable=not progress, leave=False):
@@ -361,20 +363,12 @@ def adapt(
         l1, fake, tgt, fw = _paired(g, mem, target, widths, ids, lengths)
         losses.append(l1.item())
         loss = cfg.w_l1 * l1
-        if cfg.w_feat > 0:
-            if real_maps is None:  # the style words (cropped as every step crops them): once
+        for f in feats:
+            weight, net, real = f
+            if real is None:  # the style words (cropped as every step crops them): once
                 with torch.no_grad():
-                    real_maps = critic.feature_maps(tgt)
-            loss = loss + cfg.w_feat * feature_match_loss(
-                critic.feature_maps(fake), real_maps, fw, fake.shape[-1]
-            )
-        if cfg.w_feat_d > 0:
-            if real_d is None:
-                with torch.no_grad():
-                    real_d = disc.feature_maps(tgt)
-            loss = loss + cfg.w_feat_d * feature_match_loss(
-                disc.feature_maps(fake), real_d, fw, fake.shape[-1]
-            )
+                    real = f[2] = net.feature_maps(tgt)
+            loss = loss + weight * feature_match_loss(net.feature_maps(fake), real, fw, fake.shape[-1])
         if anchor is not None:
             words, ww, aids, alen = anchor.write(g, mem)
             if cfg.w_ctc > 0:
