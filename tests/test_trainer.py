@@ -420,6 +420,32 @@ def test_gpu_leg_from_a_model_folder_needs_no_source_run(data, tmp_path):
     assert train(resumed, data, progress=False).step == 12
 
 
+def test_gpu_leg_from_scratch_trains_a_new_output_path(data, tmp_path):
+    """bench/gpu_leg --from-scratch: a new run from random weights with `scriptvit train` flags -
+    the next long leg's box kernel and 32-px canvas, which a trained model cannot move to."""
+    from scriptvit_lib.trainer import read_lineage
+
+    data_file = tmp_path / "words.pickle"
+    write_iam_pickle({"train": data["train"], "test": data["test"]}, data_file)
+    flags = "--preset tiny --recipe cpu --steps 4 --pretrain-steps 2 --batch-size 4"
+    flags += " --set width_mode=predicted --set resample=area --set char_width=32"
+    there = ["--run", tmp_path / "there", "--minutes", 0, "--device", "cpu", "--out", tmp_path / "back"]
+
+    def leg(script, *args):
+        cmd = [sys.executable, str(ROOT / "bench" / "gpu_leg" / script), *map(str, args)]
+        return subprocess.run(cmd, cwd=tmp_path, capture_output=True)
+
+    both = leg("continue_on_gpu.py", "--from-scratch", "--from-model", tmp_path, "--data", data_file, *there)
+    assert both.returncode != 0 and b"exclude each other" in both.stderr
+    done = leg("continue_on_gpu.py", "--from-scratch", "--train-args", flags, "--data", data_file, *there)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert leg("unpack.py", tmp_path / "back", "-", tmp_path / "home", data_file).returncode == 0
+    back = load_checkpoint(list_checkpoints(tmp_path / "home" / "checkpoints")[-1])
+    model_cfg = json.loads(back["model_config"])
+    assert back["step"] == 4 and (model_cfg["char_width"], model_cfg["resample"]) == (32, "area")
+    assert [(s["how"], s["from_step"]) for s in read_lineage(back)] == [("fresh", 0)]
+
+
 def test_lr_decay_follows_the_lineage_step_in_every_optimizer(data, tmp_path):
     cfg = TrainConfig(preset="tiny", out=str(tmp_path), lr=1e-3, w_style_id=1.0,
                       lr_decay_start=2, lr_decay_end=6, lr_end_factor=0.1)  # fmt: skip

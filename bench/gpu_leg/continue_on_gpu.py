@@ -5,7 +5,10 @@ Or, with --from-model DIR --train-args "FLAGS": start a new run from a model fol
 recognizer and critics when it has them, else D, W and the style-id head fresh, pre-trained by
 FLAGS' --pretrain-steps) with
 `scriptvit train`'s own FLAGS (no --data/--out/--minutes/--device: this script sets them), and
-write the same files back, the run's config and writer list inside meta_back.json."""
+write the same files back, the run's config and writer list inside meta_back.json.
+
+Or, with --from-scratch --train-args "FLAGS": the same, for a new run from random weights (e.g. the
+box kernel and a 32-px canvas, which a trained model cannot move to: README, "Style fidelity")."""
 
 import argparse
 import json
@@ -39,8 +42,13 @@ ap.add_argument("--device", default="cuda")
 ap.add_argument("--out", required=True)
 ap.add_argument("--paper-seconds", type=float, default=0)
 ap.add_argument("--from-model", default="", help="a model folder to start a new run from (no pack)")
-ap.add_argument("--train-args", default="", help="with --from-model: `scriptvit train` flags")
+ap.add_argument("--from-scratch", action="store_true", help="a new run from random weights (no pack)")
+ap.add_argument(
+    "--train-args", default="", help="with --from-model / --from-scratch: `scriptvit train` flags"
+)
 args = ap.parse_args()
+if args.from_model and args.from_scratch:
+    sys.exit("--from-model and --from-scratch exclude each other")
 out = Path(args.out)
 out.mkdir(parents=True, exist_ok=True)
 t0 = time.time()
@@ -49,12 +57,12 @@ print(
     f"data loaded in {time.time() - t0:.1f}s; torch {torch.__version__}, cuda {torch.cuda.is_available()}",
     flush=True,
 )
-if args.from_model:
+if args.from_model or args.from_scratch:
     from scriptvit_lib.cli import build_parser, train_config_from_namespace
 
     ns = build_parser().parse_args(["train", "--data", args.data, *shlex.split(args.train_args)])
     cfg = train_config_from_namespace(ns)
-    cfg.out, cfg.device, cfg.init_from = args.run, args.device, args.from_model
+    cfg.out, cfg.device, cfg.init_from = args.run, args.device, args.from_model  # "" = from scratch
     cfg.minutes = args.minutes or cfg.minutes  # --minutes 0: FLAGS' --steps alone say how long
     cfg.ckpt_every_minutes = 2.0
     step0 = None  # known after the warm start
