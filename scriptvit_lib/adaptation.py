@@ -352,10 +352,12 @@ def adapt(
         critic = critic.to(device).eval().requires_grad_(False)
         with torch.no_grad():  # the style words' centroid in W's space
             hand = critic.embed(target, widths).mean(0)
-    if cfg.w_feat_d > 0 and cfg.steps > 0:
-        disc = disc.to(device).eval().requires_grad_(False)
     # paired feature losses: (weight, feature net, the style words' maps once computed)
-    feats = [[w, net, None] for w, net in ((cfg.w_feat, critic), (cfg.w_feat_d, disc)) if w > 0]
+    feats = [
+        [w, net.to(device).eval().requires_grad_(False), None]
+        for w, net in ((cfg.w_feat, critic), (cfg.w_feat_d, disc))
+        if w > 0 and cfg.steps > 0
+    ]
 
     losses = []
     for _ in tqdm(range(cfg.steps), desc="adapting", disable=not progress, leave=False):

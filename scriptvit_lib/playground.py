@@ -97,11 +97,14 @@ class Playground:
     def max_k(self) -> int:
         return self.model.config.max_style_images
 
+    def _known(self, name: str) -> None:
+        if name not in self.styles:
+            raise UserError(f"no writer called {name!r}; choose one of {self.names} or upload pictures")
+
     def writer(self, name: str, k: int = 5, seed: int = 0, adapt: bool = False) -> Writer:
         """The cached `Writer` of a style source (its memory is encoded on first use, then reused;
         with `adapt`, adapted to its style words first - seconds per style draw on a CPU)."""
-        if name not in self.styles:
-            raise UserError(f"no writer called {name!r}; choose one of {self.names} or upload pictures")
+        self._known(name)
         key = (name, int(k), int(seed), bool(adapt))
         if key not in self._writers:
             w = Writer.from_images(self.styles[name], self.model, k=int(k), seed=int(seed), preprocess=False)
@@ -123,8 +126,7 @@ class Playground:
     def set_texts(self, name: str, texts: str | Sequence[str]) -> None:
         """What `name`'s style words say, in order (a string is split at spaces); adapted writers
         of `name` are made again."""
-        if name not in self.styles:
-            raise UserError(f"no writer called {name!r}; choose one of {self.names} or upload pictures")
+        self._known(name)
         self.texts[name] = texts.split() if isinstance(texts, str) else [str(t) for t in texts]
         self._writers = {key: w for key, w in self._writers.items() if not (key[0] == name and key[3])}
 
