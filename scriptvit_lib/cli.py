@@ -201,8 +201,10 @@ def _write(args: argparse.Namespace) -> None:
     writer = Writer.from_images(args.style, model=args.model, k=args.k, seed=args.seed)
     for note in writer.notes:
         print(f"scriptvit: note: {note}", file=sys.stderr)
+    if args.adapt_feat_d and args.style_texts is None:
+        raise UserError("--adapt-feat-d fits the style to its words: give --style-texts too")
     if args.style_texts is not None:
-        writer.adapt(args.style_texts.split(), steps=args.adapt_steps)
+        writer.adapt(args.style_texts.split(), steps=args.adapt_steps, feat_d=args.adapt_feat_d)
         print(
             f"scriptvit: adapting the style to its {len(writer.words)} words ({args.adapt_steps} steps)",
             file=sys.stderr,
@@ -374,6 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
         "them before writing (test-time adaptation; a closer likeness, slower)",
     )
     w.add_argument("--adapt-steps", type=int, default=40, help="adaptation steps per style draw")
+    w.add_argument(
+        "--adapt-feat-d",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="also fit the style in the discriminator's features with weight W (e.g. 7; the model "
+        "folder's D; README, 'Style fidelity')",
+    )
     w.set_defaults(func=_write)
 
     d = sub.add_parser("demo", help="what `make demo` runs")

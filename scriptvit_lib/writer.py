@@ -142,7 +142,7 @@ class Writer:
     ):
         self.model = load_model(model)
         self.model_dir = None if isinstance(model, ScriptViT) else Path(model)
-        self._adapt = None  # (AdaptConfig, critic, texts) once `adapt` was called
+        self._adapt = None  # (AdaptConfig with its critics, texts) once `adapt` was called
         self.charset = charset or Charset()
         self.seed = seed
         self.notes = list(notes)
@@ -243,11 +243,9 @@ class Writer:
             if self._adapt is not None:
                 from .adaptation import adapt
 
-                cfg, critic, texts = self._adapt
+                cfg, texts = self._adapt
                 words, said = [self.words[i] for i in idx], [texts[i] for i in idx]
-                _, memory, _ = adapt(
-                    self.model, words, said, cfg, memory=memory, charset=self.charset, critic=critic
-                )
+                _, memory, _ = adapt(self.model, words, said, cfg, memory=memory, charset=self.charset)
             self._memories[draw] = memory
         return self._memories[draw]
 
@@ -258,6 +256,8 @@ class Writer:
         steps: int = 40,
         lr: float = 0.03,
         critic: torch.nn.Module | str | Path | None = None,
+        feat_d: float = 0.0,
+        discriminator: torch.nn.Module | str | Path | None = None,
     ) -> Writer:
         """Test-time adaptation (`adaptation.py`, not in the paper): `texts[i]` is what style word
         `i` says. Every style memory this writer uses is then fitted, before it writes, so that
@@ -265,9 +265,11 @@ class Writer:
         classifier's feature space (paired feature loss, the memory is the only free parameter).
         On 31 unseen writers (k = 5) it took FID 28.4 -> 25.0 and attribution 0.715 -> 0.752 (8 draws
         per writer; one draw, two seeds: FID -5.0 and -2.2) - a small gain (README, "Style
-        fidelity"). `critic`: W, or the folder or
-        checkpoint holding it (default: the model folder's `critics.safetensors`). Costs `steps`
-        decoder passes per style draw. Returns self."""
+        fidelity"). `critic`: W, or the folder or checkpoint holding it (default: the model folder's
+        `critics.safetensors`). `feat_d` > 0 adds the same loss in the discriminator D's features
+        with that weight (`AdaptConfig.w_feat_d`; 7 took HWD 6.85 -> 6.73 over W alone, 8 draws -
+        about the benchmark's noise); `discriminator`: D, or where it is (default: where W came
+        from). Costs `steps` decoder passes per style draw. Returns self."""
         from .adaptation import AdaptConfig, check_style_texts, load_critic
 
         texts = [str(t) for t in texts]
@@ -276,17 +278,22 @@ class Writer:
                 f"{len(self.words)} style words but {len(texts)} texts: "
                 "give the text of every style word, in order"
             )
-        if critic is None:
-            if self.model_dir is None:
-                raise UserError(
-                    "adapt needs the writer classifier: pass critic= (a model folder or checkpoint)"
-                )
-            critic = self.model_dir
-        if not isinstance(critic, torch.nn.Module):
-            critic = load_critic(critic)
-        cfg = AdaptConfig(steps, lr, "memory", w_l1=0.0, w_feat=1.0)
+
+        def find(net, arg: str, letter: str, which: str) -> torch.nn.Module:
+            if net is None:
+                if self.model_dir is None:
+                    raise UserError(f"adapt needs {which}: pass {arg}= (a model folder or checkpoint)")
+                net = self.model_dir
+            return net if isinstance(net, torch.nn.Module) else load_critic(net, letter)
+
+        if discriminator is None and critic is not None and not isinstance(critic, torch.nn.Module):
+            discriminator = critic  # D from where W came from
+        cfg = AdaptConfig(steps, lr, "memory", w_l1=0.0, w_feat=1.0, w_feat_d=feat_d)
         check_style_texts(texts, self.charset)
-        self._adapt = (cfg, critic, texts)
+        cfg.critic = find(critic, "critic", "W", "the writer classifier")
+        if cfg.w_feat_d > 0:
+            cfg.discriminator = find(discriminator, "discriminator", "D", "the discriminator")
+        self._adapt = (cfg, texts)
         self._memories = {}
         return self
 

@@ -218,6 +218,22 @@ def test_adapt_fits_every_memory_to_its_own_style_words(model, style):
         plain.adapt(STYLE_TEXTS)  # a model object has no folder to find W in
 
 
+def test_adapt_with_the_discriminators_features_too(model, style):
+    from scriptvit_lib.discriminator import Discriminator
+
+    torch.manual_seed(4)
+    disc = Discriminator(ch=model.config.d_ch).eval()
+    kw = dict(steps=4, lr=0.1, critic=_critic(model))
+    w_only = Writer.from_images(style, model=model).adapt(STYLE_TEXTS, **kw)
+    w_and_d = Writer.from_images(style, model=model).adapt(STYLE_TEXTS, feat_d=7.0, discriminator=disc, **kw)
+    assert w_and_d._adapt[0].discriminator is disc and w_only._adapt[0].discriminator is None
+    assert not torch.allclose(w_and_d.memory(0).tokens, w_only.memory(0).tokens)
+    with pytest.raises(UserError, match="pass discriminator="):
+        Writer.from_images(style, model=model).adapt(STYLE_TEXTS, feat_d=7.0, **kw)
+    with pytest.raises(UserError, match=">= 0"):
+        Writer.from_images(style, model=model).adapt(STYLE_TEXTS, feat_d=-1.0, discriminator=disc, **kw)
+
+
 def test_cli_style_texts_adapt_with_the_folders_critics(cli_files, tmp_path, capsys):
     import shutil
 
@@ -236,3 +252,15 @@ def test_cli_style_texts_adapt_with_the_folders_critics(cli_files, tmp_path, cap
     plain = tmp_path / "plain.png"
     assert main([*argv[:-2], "-o", str(plain), "--model", str(tmp_path / "m")]) == 0
     assert not np.array_equal(pixels(Image.open(out)), pixels(Image.open(plain)))
+    with_d = [*argv, "-o", str(tmp_path / "d.png"), "--model", str(tmp_path / "m"), "--adapt-steps", "3"]
+    assert main([*with_d, "--adapt-feat-d", "7"]) == 2  # W only in the folder: D is missing
+    assert "holds no discriminator D" in capsys.readouterr().err
+    assert main([*argv[:-2], "-o", str(plain), "--model", str(tmp_path / "m"), "--adapt-feat-d", "7"]) == 2
+    assert "give --style-texts too" in capsys.readouterr().err
+    from scriptvit_lib.discriminator import Discriminator
+
+    torch.manual_seed(4)
+    d = Discriminator(ch=model.config.d_ch)
+    save_critics({"W": _critic(model).state_dict(), "D": d.state_dict()}, tmp_path / "m")
+    assert main([*with_d, "--adapt-feat-d", "7"]) == 0
+    assert not np.array_equal(pixels(Image.open(tmp_path / "d.png")), pixels(Image.open(out)))
