@@ -663,12 +663,14 @@ def warm_start(
     source: str = "checkpoint",
     skip: tuple[str, ...] = (),
     rows: list[int | None] | None = None,
+    quiet: bool = False,
 ) -> list[str]:
     """Load a checkpoint's weights and step counters into a new trainer (`TrainConfig.init_from`);
     optimizer states stay fresh. The critics named in `skip` keep their new initial weights.
     `rows` (`writer_rows`, when the checkpoint's run trained on other writers): which of its
     writer-classifier and style-id rows each of this run's writers starts from.
-    Returns the weights that started fresh (only `NEW_MODULES_OK`, and all of `skip`'s)."""
+    `quiet`: nothing printed (ranks other than 0). Returns the weights that started fresh (only
+    `NEW_MODULES_OK`, and all of `skip`'s)."""
     bad_skip = [n for n in skip if n not in FRESH_OK]
     if bad_skip:
         raise CheckpointError(f"only the critics {FRESH_OK} may start fresh, not {bad_skip}")
@@ -699,7 +701,7 @@ def warm_start(
     trainer.ema_updates = int(ck.get("ema_updates", 0))
     trainer.lineage = read_lineage(ck)
     skipped = [getattr(trainer, name, None) for name in skip]
-    if widened:
+    if widened and not quiet:
         print(f"{source}: synthesis widened (syn_min_channels), {len(widened)} tensors grown; same output")
     return fresh + [f"{n}.{k}" for n, net in zip(skip, skipped) if net is not None for k in net.state_dict()]
 
@@ -722,7 +724,7 @@ def transplant_critics(
         )
     ck = load_checkpoint(path)
     writers_file = path.parent.parent / "writers.json"
-    if writers_file.is_file() and json.loads(writers_file.read_text()) != writer_index:
+    if writers_file.is_file() and read_writer_index(writers_file) != writer_index:
         raise CheckpointError(
             f"{path} comes from a run on other training writers ({writers_file}): its writer "
             "classifier and style-id head would name the wrong writers"
@@ -970,7 +972,9 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
             old_index = read_writer_index(old_writers)
             if old_index != writer_index:
                 rows = writer_rows(writer_index, old_index)
-        fresh = warm_start(trainer, ck, source=cfg.init_from, skip=tuple(cfg.fresh_critics), rows=rows)
+        fresh = warm_start(
+            trainer, ck, source=cfg.init_from, skip=tuple(cfg.fresh_critics), rows=rows, quiet=rank != 0
+        )
         if rank == 0:
             print(
                 f"started from {cfg.init_from} (step {trainer.step}; fresh optimizers; "
