@@ -61,6 +61,18 @@ PANELS = (  # one panel per target of issue 8 (1: attribution x2, 2: FID + HWD, 
 )
 
 
+def curves(rows: list[dict], xkey: str) -> dict[str, list[dict]]:
+    """{line label: its rows} for the curve plots: one line per branch when some rows are labelled
+    "shared" (each branch starts with that common history), one per run label on the minutes axis
+    (runs trained side by side), else one line through all rows (e.g. one point per writer count)."""
+    labels = list(dict.fromkeys(r["run"] for r in rows))
+    if "shared" in labels:
+        return {lab: [r for r in rows if r["run"] in (lab, "shared")] for lab in labels if lab != "shared"}
+    if xkey == "minutes" and len(labels) > 1:
+        return {lab: [r for r in rows if r["run"] == lab] for lab in labels}
+    return {"": rows}
+
+
 def plot(rows: list[dict], xkey: str, figure: Path) -> None:
     """One line per branch: rows labelled "shared" (a common history) lead into every other
     label's rows; the mean-style baseline dotted, the real-vs-real floor dashed."""
@@ -84,12 +96,7 @@ def plot(rows: list[dict], xkey: str, figure: Path) -> None:
         fig.tight_layout()
         fig.savefig(figure, dpi=110)
         return
-    if "shared" in labels:  # one line per branch, each starting with the shared history
-        branches = {
-            lab: [r for r in rows if r["run"] in (lab, "shared")] for lab in labels if lab != "shared"
-        }
-    else:  # one line through all runs
-        branches = {"": rows}
+    branches, shared = curves(rows, xkey), "shared" in labels
     fig, axes = plt.subplots(2, len(PANELS) // 2, figsize=(3.3 * len(PANELS) // 2, 5.6))
     axes = axes.ravel()
     for ax, (key, title) in zip(axes, PANELS):
@@ -102,7 +109,7 @@ def plot(rows: list[dict], xkey: str, figure: Path) -> None:
             ax.plot(x, [r["model"][key] for r in sub], "o-", color=f"C{2 * i}", label=f"model{tag}")
             ax.plot(x, [r["mean"][key] for r in sub], "s:", color=f"C{2 * i + 1}", label=f"mean style{tag}")
             if xkey == "minutes" and key == PANELS[0][0]:
-                for r in sub[2:] if i else sub:  # (branches repeat the shared history)
+                for r in sub[2:] if i and shared else sub:  # (branches repeat the shared history)
                     ax.annotate(f"{r['minutes']:.0f}'", (r[xk], r["model"][key]), fontsize=6, xytext=(2, 3),
                                 textcoords="offset points")  # fmt: skip
         ax.axhline(rows[0]["floor"][key], color="k", ls="--", lw=1, label="real-vs-real floor")

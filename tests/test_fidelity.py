@@ -223,6 +223,15 @@ def test_fidelity_runs_draws_bars_and_curves(tmp_path):
     for xkey in ("run", "minutes"):
         mod.plot(rows, xkey, tmp_path / f"{xkey}.png")
         assert (tmp_path / f"{xkey}.png").stat().st_size > 10_000
+    # branches start with the shared history; runs side by side in time get a line each;
+    # one point per run on the writers axis is one line
+    assert {k: [r["step"] for r in v] for k, v in mod.curves(rows, "minutes").items()} == {
+        "a": [100, 200],
+        "b": [100, 200],
+    }
+    apart = [row("box", 1000, 0.3), row("tent", 1000, 0.4), row("box", 2000, 0.5)]
+    assert {k: len(v) for k, v in mod.curves(apart, "minutes").items()} == {"box": 2, "tent": 1}
+    assert list(mod.curves(apart, "training_writers")) == [""]
 
 
 def test_fid_sensitivity_transforms_change_words_as_named(data, tmp_path):
