@@ -379,7 +379,18 @@ def test_gpu_leg_round_trip_carries_the_lineage(data, tmp_path):
 
     run(leg / "pack.py", ck, tmp_path / "pack", 0.5)
     there = ["--run", tmp_path / "there", "--minutes", 0.02, "--device", "cpu", "--out", tmp_path / "back"]
-    run(leg / "continue_on_gpu.py", "--pack", tmp_path / "pack", "--data", data_file, *there)
+    run(
+        leg / "continue_on_gpu.py",
+        "--pack",
+        tmp_path / "pack",
+        "--data",
+        data_file,
+        "--batch-size",
+        3,
+        *there,
+    )
+    meta = json.loads((tmp_path / "back" / "meta_back.json").read_text())
+    assert json.loads(meta["run_files"]["train_config.json"])["batch_size"] == 3  # the leg's own batch
     run(leg / "unpack.py", tmp_path / "back", tmp_path / "run", tmp_path / "home", data_file)
     back = load_checkpoint(list_checkpoints(tmp_path / "home" / "checkpoints")[-1])
     segs = read_lineage(back)

@@ -46,9 +46,17 @@ ap.add_argument("--from-scratch", action="store_true", help="a new run from rand
 ap.add_argument(
     "--train-args", default="", help="with --from-model / --from-scratch: `scriptvit train` flags"
 )
+ap.add_argument(
+    "--batch-size",
+    type=int,
+    default=0,
+    help="with --pack: the leg's batch size (default: the run's; a GPU wants 64)",
+)
 args = ap.parse_args()
 if args.from_model and args.from_scratch:
     sys.exit("--from-model and --from-scratch exclude each other")
+if args.batch_size and (args.from_model or args.from_scratch):
+    sys.exit("--batch-size is for --pack; with --from-model / --from-scratch put it in --train-args")
 out = Path(args.out)
 out.mkdir(parents=True, exist_ok=True)
 t0 = time.time()
@@ -78,6 +86,8 @@ else:
         steps=0,
         ckpt_every_minutes=2.0,
     )
+    if args.batch_size:
+        tc["batch_size"] = args.batch_size
     cfg = TrainConfig(**tc)
     trainer, ds, wi = build_trainer(cfg, data["train"])
     assert json.loads(meta["model_config"]) == trainer.model_cfg.to_dict(), "model config differs"
