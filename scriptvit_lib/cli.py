@@ -198,11 +198,11 @@ def _write(args: argparse.Namespace) -> None:
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"):
         raise UserError(f"-o {out}: give an image file name, e.g. out.png")
     parse_text(text, Charset(), args.replace_unknown)  # a bad text fails before any image work
+    if args.adapt_feat_d and args.style_texts is None:
+        raise UserError("--adapt-feat-d fits the style to its words: give --style-texts too")
     writer = Writer.from_images(args.style, model=args.model, k=args.k, seed=args.seed)
     for note in writer.notes:
         print(f"scriptvit: note: {note}", file=sys.stderr)
-    if args.adapt_feat_d and args.style_texts is None:
-        raise UserError("--adapt-feat-d fits the style to its words: give --style-texts too")
     if args.style_texts is not None:
         writer.adapt(args.style_texts.split(), steps=args.adapt_steps, feat_d=args.adapt_feat_d)
         print(

@@ -268,8 +268,9 @@ class Writer:
         fidelity"). `critic`: W, or the folder or checkpoint holding it (default: the model folder's
         `critics.safetensors`). `feat_d` > 0 adds the same loss in the discriminator D's features
         with that weight (`AdaptConfig.w_feat_d`; 7 took HWD 6.85 -> 6.73 over W alone, 8 draws -
-        about the benchmark's noise); `discriminator`: D, or where it is (default: where W came
-        from). Costs `steps` decoder passes per style draw. Returns self."""
+        about the benchmark's noise); `discriminator`: D, or where it is (default: the folder or
+        checkpoint W came from, else the model folder). Costs `steps` decoder passes per style
+        draw. Returns self."""
         from .adaptation import AdaptConfig, check_style_texts, load_critic
 
         texts = [str(t) for t in texts]
