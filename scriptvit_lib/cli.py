@@ -100,6 +100,7 @@ def train_config_from_namespace(args: argparse.Namespace):
         critics_from=args.critics_from,
         ckpt_every_minutes=args.ckpt_every_minutes,
         ckpt_every_steps=args.ckpt_every_steps,
+        keep_last=args.keep_last,
         sample_every=args.sample_every,
         train_writers=args.train_writers,
         tensorboard=args.tensorboard,
@@ -280,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("w-style-nce", float), ("nce-tau", float), ("w-feat", float), ("w-match", float),
         ("balance", float), ("g-every", int), ("ema", float), ("grad-clip", float), ("seed", int),
         ("ckpt-every-minutes", float), ("ckpt-every-steps", int), ("sample-every", int),
-        ("train-writers", int),
+        ("train-writers", int), ("keep-last", int),
     ]:  # fmt: skip
         t.add_argument(f"--{name}", type=typ, default=None, help="(default: the recipe's)")
     t.add_argument(

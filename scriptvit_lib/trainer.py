@@ -171,6 +171,8 @@ class TrainConfig:
     ckpt_every_minutes: float = 5.0
     ckpt_every_steps: int = 0
     keep_last: int = 3
+    """Keep this many of the newest checkpoints (0 = keep every one, e.g. to score a run at
+    matched iterations later)."""
     sample_every: int = 200
     """Save a sample grid and measure CER of fakes every N iterations (and at the end)."""
     log_every: int = 10
@@ -593,8 +595,9 @@ class Trainer:
         tmp = path.with_suffix(".pt.tmp")
         torch.save(self.state_dict(), tmp)
         os.replace(tmp, path)
-        for old in list_checkpoints(folder)[: -self.cfg.keep_last]:
-            old.unlink(missing_ok=True)
+        if self.cfg.keep_last > 0:
+            for old in list_checkpoints(folder)[: -self.cfg.keep_last]:
+                old.unlink(missing_ok=True)
         return path
 
 
@@ -923,6 +926,8 @@ def subset_writers(words: WordSet, n: int) -> WordSet:
 def build_trainer(cfg: TrainConfig, train_words: WordSet) -> tuple[Trainer, StyleWordDataset, dict[str, int]]:
     if not 0 <= cfg.k_max <= MAX_K:
         raise UserError(f"k_max must be 0 (off) or in 1..{MAX_K}, got {cfg.k_max}")
+    if cfg.keep_last < 0:
+        raise UserError(f"keep_last must be >= 0 (0 keeps every checkpoint), got {cfg.keep_last}")
     train_words = subset_writers(train_words, cfg.train_writers)
     writers = sorted(train_words.writers)
     writer_index = {w: i for i, w in enumerate(writers)}

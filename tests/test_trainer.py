@@ -16,6 +16,7 @@ import pytest
 import torch
 from fixtures_iam import synthetic_sets
 
+from scriptvit_lib.errors import UserError
 from scriptvit_lib.iam import write_iam_pickle
 from scriptvit_lib.trainer import (
     CheckpointError,
@@ -88,6 +89,27 @@ def test_nan_guard_names_the_loss_and_keeps_checkpoint(data, tmp_path):
     with pytest.raises(TrainingDiverged, match="D_hinge"):
         tr.train_step(_batch(ds, cfg, 0, 0))
     assert list_checkpoints(tmp_path / "checkpoints") == good
+
+
+@pytest.mark.parametrize("keep, kept", [(0, [2, 4, 6]), (2, [4, 6])])
+def test_keep_last_checkpoints(data, tmp_path, keep, kept):
+    cfg = TrainConfig(preset="tiny", out=str(tmp_path), steps=6, sample_every=100)
+    cfg.ckpt_every_steps, cfg.keep_last = 2, keep
+    train(cfg, data, progress=False)
+    assert [load_checkpoint(p)["step"] for p in list_checkpoints(tmp_path / "checkpoints")] == kept
+
+
+def test_keep_last_flag_reaches_the_config():
+    from scriptvit_lib.cli import build_parser, train_config_from_namespace
+
+    argv = ["train", "--data", "d", "--out", "o", "--recipe", "cpu", "--steps", "1"]
+    assert train_config_from_namespace(build_parser().parse_args(argv)).keep_last == 3
+    assert train_config_from_namespace(build_parser().parse_args([*argv, "--keep-last", "0"])).keep_last == 0
+
+
+def test_negative_keep_last_is_refused(data, tmp_path):
+    with pytest.raises(UserError, match="keep_last must be >= 0"):
+        train(TrainConfig(preset="tiny", out=str(tmp_path), steps=2, keep_last=-1), data, progress=False)
 
 
 def test_truncated_checkpoint_is_refused(data, tmp_path):
