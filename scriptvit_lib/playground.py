@@ -64,7 +64,10 @@ class Playground:
     """A model + named style sources (dataset writers, uploads) with cached writers.
 
     `critic`: the writer classifier W for `adapt=True` (a module, or the folder / checkpoint that
-    holds it); default: the model folder, when `model` is one."""
+    holds it); default: the model folder, when `model` is one. `adapt_feat_d` > 0 adds the
+    discriminator D's features to the adaptation with that weight (`Writer.adapt(feat_d=)`);
+    `discriminator`: D (a module, or where it is; default: where W came from, else the model
+    folder)."""
 
     def __init__(
         self,
@@ -74,12 +77,22 @@ class Playground:
         words_per_writer=MAX_STYLE_WORDS,
         critic=None,
         adapt_steps: int = 40,
+        adapt_feat_d: float = 0.0,
+        discriminator=None,
     ):
         self.model = load_model(model).eval()
         if critic is None and not isinstance(model, ScriptViT):
             critic = Path(model)  # the model folder's critics.safetensors
+        if adapt_feat_d < 0:
+            raise UserError(f"adapt_feat_d must be >= 0, got {adapt_feat_d}")
+        if discriminator is None and critic is not None and not isinstance(critic, torch.nn.Module):
+            discriminator = critic  # D from where W comes from
+        elif discriminator is None and not isinstance(model, ScriptViT):
+            discriminator = Path(model)
         self.critic = critic
         self.adapt_steps = adapt_steps
+        self.adapt_feat_d = float(adapt_feat_d)
+        self.discriminator = discriminator
         self.styles: dict[str, list[np.ndarray]] = {}  # name -> model-ready style words [32, w]
         self.texts: dict[str, list[str]] = {}  # name -> what each style word says, where known
         if data is not None:
@@ -119,7 +132,22 @@ class Playground:
                     from .adaptation import load_critic
 
                     self.critic = load_critic(self.critic)  # once for every writer
-                w.adapt(self.texts[name], steps=self.adapt_steps, critic=self.critic)
+                if self.adapt_feat_d > 0:
+                    if self.discriminator is None:
+                        raise UserError(
+                            "adapt_feat_d needs the discriminator: Playground(discriminator=folder or D)"
+                        )
+                    if not isinstance(self.discriminator, torch.nn.Module):
+                        from .adaptation import load_critic
+
+                        self.discriminator = load_critic(self.discriminator, "D")
+                w.adapt(
+                    self.texts[name],
+                    steps=self.adapt_steps,
+                    critic=self.critic,
+                    feat_d=self.adapt_feat_d,
+                    discriminator=self.discriminator if self.adapt_feat_d > 0 else None,
+                )
             self._writers[key] = w
         return self._writers[key]
 

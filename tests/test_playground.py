@@ -121,3 +121,28 @@ def test_adapt_toggle_writes_with_the_adapted_memory_and_needs_texts_and_critic(
     assert "3 style words but 2 texts" in ui.status.value
     ui.style_texts.value = "quiet morning garden"
     assert ui.status.value == ""
+
+
+def test_adapt_with_the_discriminator_too(pg):
+    from scriptvit_lib.discriminator import Discriminator
+    from scriptvit_lib.errors import UserError
+    from scriptvit_lib.writer_classifier import WriterClassifier
+
+    a = pg.names[0]
+    torch.manual_seed(3)
+    critic = WriterClassifier(num_writers=3, ch=pg.model.config.wcls_ch).eval()
+    disc = Discriminator(ch=pg.model.config.d_ch).eval()
+
+    def playground(**kw) -> Playground:
+        p = Playground(pg.model, None, critic=critic, adapt_steps=3, **kw)
+        p.styles, p.texts = dict(pg.styles), dict(pg.texts)
+        return p
+
+    with pytest.raises(UserError, match="needs the discriminator"):
+        playground(adapt_feat_d=7.0).render("hello", a, k=2, adapt=True)  # W is a module: no folder for D
+    with pytest.raises(UserError, match="adapt_feat_d must be >= 0"):
+        playground(adapt_feat_d=-1.0)
+    w_only = playground(discriminator=disc).writer(a, 2, 0, True)
+    w_and_d = playground(adapt_feat_d=7.0, discriminator=disc).writer(a, 2, 0, True)
+    assert w_only._adapt[0].discriminator is None and w_and_d._adapt[0].discriminator is disc
+    assert not torch.allclose(w_and_d.memory(0).tokens, w_only.memory(0).tokens)
