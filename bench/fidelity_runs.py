@@ -73,6 +73,20 @@ def curves(rows: list[dict], xkey: str) -> dict[str, list[dict]]:
     return {"": rows}
 
 
+def spaced(xs: list[float], span: float, gap: float = 0.06) -> list[int]:
+    """Indices of the sorted points `xs` to label so that labels stay at least `gap` x `span`
+    apart on the x axis (the first and the last point always: where a curve starts and ends)."""
+    keep: list[int] = []
+    for i, x in enumerate(xs):
+        if not keep or x - xs[keep[-1]] >= gap * span:
+            keep.append(i)
+    if xs and keep[-1] != len(xs) - 1:
+        if len(keep) > 1 and xs[-1] - xs[keep[-1]] < gap * span:
+            keep.pop()  # the last point's label wins over a close neighbour's
+        keep.append(len(xs) - 1)
+    return keep
+
+
 def plot(rows: list[dict], xkey: str, figure: Path) -> None:
     """One line per branch: rows labelled "shared" (a common history) lead into every other
     label's rows; the mean-style baseline dotted, the real-vs-real floor dashed."""
@@ -109,7 +123,9 @@ def plot(rows: list[dict], xkey: str, figure: Path) -> None:
             ax.plot(x, [r["model"][key] for r in sub], "o-", color=f"C{2 * i}", label=f"model{tag}")
             ax.plot(x, [r["mean"][key] for r in sub], "s:", color=f"C{2 * i + 1}", label=f"mean style{tag}")
             if xkey == "minutes" and key == PANELS[0][0]:
-                for r in sub[2:] if i and shared else sub:  # (branches repeat the shared history)
+                own = sub[2:] if i and shared else sub  # (branches repeat the shared history)
+                span = max(r[xk] for r in rows) - min(r[xk] for r in rows) or 1
+                for r in [own[j] for j in spaced([r[xk] for r in own], span)]:  # labels apart
                     ax.annotate(f"{r['minutes']:.0f}'", (r[xk], r["model"][key]), fontsize=6, xytext=(2, 3),
                                 textcoords="offset points")  # fmt: skip
         ax.axhline(rows[0]["floor"][key], color="k", ls="--", lw=1, label="real-vs-real floor")

@@ -232,6 +232,11 @@ def test_fidelity_runs_draws_bars_and_curves(tmp_path):
     apart = [row("box", 1000, 0.3), row("tent", 1000, 0.4), row("box", 2000, 0.5)]
     assert {k: len(v) for k, v in mod.curves(apart, "minutes").items()} == {"box": 2, "tent": 1}
     assert list(mod.curves(apart, "training_writers")) == [""]
+    # minute labels: close points share one (the later wins at the end), the ends always labelled
+    assert mod.spaced([0, 100, 2000, 5000, 5300, 5500], span=5500) == [0, 2, 3, 5]
+    assert mod.spaced([0, 5000, 5200], span=5200) == [0, 2]
+    assert mod.spaced([0, 3000, 6000], span=6000) == [0, 1, 2]
+    assert mod.spaced([7], span=1) == [0] and mod.spaced([], span=1) == []
 
 
 def test_fid_sensitivity_transforms_change_words_as_named(data, tmp_path):
