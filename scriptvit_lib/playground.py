@@ -128,28 +128,29 @@ class Playground:
                     )
                 if self.critic is None:
                     raise UserError("adapting needs the writer classifier: Playground(critic=folder or W)")
-                if not isinstance(self.critic, torch.nn.Module):
-                    from .adaptation import load_critic
-
-                    self.critic = load_critic(self.critic)  # once for every writer
-                if self.adapt_feat_d > 0:
-                    if self.discriminator is None:
-                        raise UserError(
-                            "adapt_feat_d needs the discriminator: Playground(discriminator=folder or D)"
-                        )
-                    if not isinstance(self.discriminator, torch.nn.Module):
-                        from .adaptation import load_critic
-
-                        self.discriminator = load_critic(self.discriminator, "D")
+                if self.adapt_feat_d > 0 and self.discriminator is None:
+                    raise UserError(
+                        "adapt_feat_d needs the discriminator: Playground(discriminator=folder or D)"
+                    )
                 w.adapt(
                     self.texts[name],
                     steps=self.adapt_steps,
-                    critic=self.critic,
+                    critic=self._loaded("critic", "W"),
                     feat_d=self.adapt_feat_d,
-                    discriminator=self.discriminator if self.adapt_feat_d > 0 else None,
+                    discriminator=self._loaded("discriminator", "D") if self.adapt_feat_d > 0 else None,
                 )
             self._writers[key] = w
         return self._writers[key]
+
+    def _loaded(self, attr: str, net: str) -> torch.nn.Module:
+        """The critic in `attr` (W or D), loaded once for every writer where it was given as a path."""
+        critic = getattr(self, attr)
+        if not isinstance(critic, torch.nn.Module):
+            from .adaptation import load_critic
+
+            critic = load_critic(critic, net)
+            setattr(self, attr, critic)
+        return critic
 
     def set_texts(self, name: str, texts: str | Sequence[str]) -> None:
         """What `name`'s style words say, in order (a string is split at spaces); adapted writers
