@@ -16,6 +16,8 @@ How it grows with training time (one run, several of its checkpoints):
         --x minutes --name vs_minutes
     # later: one more point on that curve, keeping the rows already scored
     python bench/fidelity_runs.py runs/w134 --x minutes --name vs_minutes --labels w134 --append
+    # or a new file that continues it (the old json and figure stay as they were)
+    python bench/fidelity_runs.py runs/w134 --x minutes --name vs_minutes2 --labels w134 --extend vs_minutes
 
 Levers side by side (continuations of one checkpoint, one bar each, in the order given):
 
@@ -151,6 +153,14 @@ def plot(rows: list[dict], xkey: str, figure: Path) -> None:
     fig.savefig(figure, dpi=110)
 
 
+def merged(saved: list[dict], new: list[dict], xkey: str) -> list[dict]:
+    """The saved rows, then the new ones; a new row replaces a saved one of the same run label and
+    checkpoint. Sorted along `xkey` except for side-by-side runs (`run`), which keep their order."""
+    fresh = {(r["run"], r["checkpoint"]) for r in new}
+    rows = [r for r in saved if (r["run"], r["checkpoint"]) not in fresh] + new
+    return rows if xkey == "run" else sorted(rows, key=lambda r: r[xkey])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
@@ -169,6 +179,12 @@ def main() -> None:
         action="store_true",
         help="add these rows to the saved json (replacing rows of the same label and checkpoint)",
     )
+    ap.add_argument(
+        "--extend",
+        metavar="NAME",
+        default=None,
+        help="start from the rows of results/style_fidelity/NAME.json (as --append does), write to --name",
+    )
     args = ap.parse_args()
     out = ROOT / "results" / "style_fidelity" / f"{args.name}.json"
     figure = ROOT / "figures" / f"fidelity_{args.name}.png"
@@ -177,6 +193,13 @@ def main() -> None:
         plot(saved["rows"], saved["x"], figure)
         print(f"wrote {figure}")
         return
+
+    saved_rows: list[dict] = []
+    base = out.parent / f"{args.extend}.json" if args.extend else out if args.append else None
+    if args.extend and not base.is_file():
+        ap.error(f"--extend {args.extend}: no {base}")
+    if base is not None and base.is_file():
+        saved_rows = json.loads(base.read_text())["rows"]
 
     data = load_data(args.data)
     judges = judges_at(args.judges, data["train"])
@@ -214,15 +237,7 @@ def main() -> None:
         print(f"{label}: {writers} training writers, step {step}, {minutes:.0f} min: attribution {m['attribution_learned']:.3f} "
               f"(stats {m['attribution_stats']:.3f}), HWD {m['hwd']:.2f}, FID {m['fid']:.1f}, dCER {m['dcer']:+.3f}")  # fmt: skip
     xkey = {"writers": "training_writers", "minutes": "minutes", "runs": "run"}[args.x]
-    if (
-        args.append and out.is_file()
-    ):  # the saved rows first, then the new ones (replacing same label + checkpoint)
-        new = {(r["run"], r["checkpoint"]) for r in rows}
-        rows = [
-            r for r in json.loads(out.read_text())["rows"] if (r["run"], r["checkpoint"]) not in new
-        ] + rows
-    if xkey != "run":
-        rows.sort(key=lambda r: r[xkey])
+    rows = merged(saved_rows, rows, xkey)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"data": str(args.data), "x": xkey, "rows": rows}, indent=1) + "\n")
 

@@ -237,6 +237,16 @@ def test_fidelity_runs_draws_bars_and_curves(tmp_path):
     assert mod.spaced([0, 5000, 5200], span=5200) == [0, 2]
     assert mod.spaced([0, 3000, 6000], span=6000) == [0, 1, 2]
     assert mod.spaced([7], span=1) == [0] and mod.spaced([], span=1) == []
+    # continuing a curve: a re-scored checkpoint replaces its saved row, the rest stay, in x order
+    saved = [dict(row("box", 2000, 0.5), checkpoint="b.pt"), dict(row("box", 1000, 0.3), checkpoint="a.pt")]
+    new = [dict(row("box", 3000, 0.6), checkpoint="c.pt"), dict(row("box", 2000, 0.55), checkpoint="b.pt")]
+    got = mod.merged(saved, new, "minutes")
+    assert [(r["checkpoint"], r["model"]["fid"]) for r in got] == [
+        ("a.pt", 0.3),
+        ("b.pt", 0.55),
+        ("c.pt", 0.6),
+    ]
+    assert [r["checkpoint"] for r in mod.merged(saved, new, "run")] == ["a.pt", "c.pt", "b.pt"]
 
 
 def test_fid_sensitivity_transforms_change_words_as_named(data, tmp_path):
