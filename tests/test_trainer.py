@@ -288,6 +288,14 @@ def test_ship_model_packages_generator_recognizer_and_card(data, tmp_path):
     assert {k.split(".")[0] for k in critics} == {"D", "W"}
     assert all(torch.equal(critics[f"D.{k}"], v) for k, v in ck["D"].items())
     assert "synthesis channels 32 → 16 → 8 → 4" in (tmp_path / "a" / "MODEL_CARD.md").read_text()
+    assert (
+        "| minutes to CER(test) <= 0.15 | not reached in this run folder |"
+        in (tmp_path / "a" / "MODEL_CARD.md").read_text()
+    )  # 4 iterations write nothing legible
+    # the legibility row reads this run's own eval.csv (its first row at CER(test) <= 0.15)
+    (tmp_path / "run" / "eval.csv").write_text(
+        "step,minutes,cer_val,cer_test\n1,0.5,0.9,0.95\n3,1.3,0.2,0.14\n4,1.5,0.1,0.09\n"
+    )
     subprocess.run(
         ship + ["--dest", str(tmp_path / "b"), "--checkpoint", str(first)],
         check=True,
@@ -298,6 +306,10 @@ def test_ship_model_packages_generator_recognizer_and_card(data, tmp_path):
     ck = load_checkpoint(first)
     assert all(torch.equal(g[k], v) for k, v in ck["G"].items())  # the given checkpoint's generator
     assert f"| steps | {ck['step']} iterations" in (tmp_path / "b" / "MODEL_CARD.md").read_text()
+    assert (
+        "| 1.3 (iteration 3, this run folder's `eval.csv`) |"
+        in (tmp_path / "b" / "MODEL_CARD.md").read_text()
+    )
 
 
 def test_append_csv_adds_new_columns_without_shifting_values(tmp_path):
