@@ -5,6 +5,8 @@
         git show $v:models/scriptvit-cpu/$f > /tmp/$v/$f; done; done
     python bench/style_separability.py --data data/fonts-all --untrained \
         --models /tmp/e69f8ce /tmp/b938bf2 /tmp/5e46915 models/scriptvit-cpu --labels v1 v2 v3 v4
+    # later: one more row (a newly shipped model), keeping those already scored
+    python bench/style_separability.py --data data/fonts-all --models models/scriptvit-cpu --labels v8 --append
 
 Each unseen (test) writer's real words are split into 8 disjoint sets of k = 5; each set is
 described by the model's style memory (token mean) and by the judges' embedding; leave-one-out
@@ -35,6 +37,17 @@ from scriptvit_lib.generator import ScriptViT  # noqa: E402
 CHAIN = ("fusion_output", "generated_raw_width", "generated")
 
 
+def kept_rows(saved: dict, data: str, texts: list[str], labels: set[str]) -> list[dict]:
+    """The saved rows that `--append` keeps: all but those of models scored again (by label).
+
+    Rows are comparable only when scored on the same data with the same texts."""
+    if Path(saved["data"]).resolve() != Path(data).resolve():
+        raise ValueError(f"scored on {saved['data']}, not {data}")
+    if saved["texts"] != texts:
+        raise ValueError(f"scored with the texts {saved['texts']}, not {texts}")
+    return [r for r in saved["rows"] if r["label"] not in labels]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=[str(ROOT / "models" / "scriptvit-cpu")])
@@ -49,6 +62,11 @@ def main() -> None:
     ap.add_argument("--texts", type=int, default=8, help="texts each set writes (0: memory and judges only)")
     ap.add_argument("--name", default="separability")
     ap.add_argument("--out", default=str(ROOT / "results" / "style_fidelity"))
+    ap.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the rows already in <name>.json (same data and texts) and add these models' rows",
+    )
     args = ap.parse_args()
     labels = args.labels or [Path(m).name for m in args.models]
     if len(labels) != len(args.models):
@@ -70,6 +88,12 @@ def main() -> None:
         else []
     )
     rows = []
+    saved_path = Path(args.out) / f"{args.name}.json"
+    if args.append and saved_path.exists():
+        try:
+            rows = kept_rows(json.loads(saved_path.read_text()), args.data, texts, {m[0] for m in models})
+        except ValueError as e:
+            sys.exit(f"--append: {saved_path}: {e}; use another --name")
     for lab, model, src in models:
         r = style_separability(model, data["test"], judges, k=args.k, draws=args.draws, texts=texts)
         rows.append({"label": lab, "model": str(src), **r})
@@ -91,10 +115,10 @@ def main() -> None:
         "",
         f"Then each set's memory writes the same {len(texts)} texts ({', '.join(texts)}): the fusion decoder's "
         "output (mean over characters and texts), and the judges' embedding of the words as synthesised "
-        "(16 px per character) and as finally written (resampled to the predicted width), each a mean over "
+        "on the model's canvas (16 px per character up to v7, 32 from v8) and as finally written (resampled to the predicted width), each a mean over "
         "the texts. Last column: the judges' embedding of the real sets themselves.",
         "",
-        "| model | style memory (token mean) | (mean + std) | fusion output | generated, 16 px/char | generated "
+        "| model | style memory (token mean) | (mean + std) | fusion output | generated, canvas | generated "
         "| real words (judges) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]

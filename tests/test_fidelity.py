@@ -206,6 +206,22 @@ def test_style_separability_follows_the_style_down_the_generator(data, tmp_path)
         style_separability(model, halves(data["test"], 4, 0)[0], judges, k=3)  # 4 words: < 2 sets of 3
 
 
+def test_style_separability_append_keeps_comparable_rows_and_replaces_rescored_ones(tmp_path):
+    import importlib.util
+
+    path = ROOT / "bench" / "style_separability.py"
+    spec = importlib.util.spec_from_file_location("bench_style_separability", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    saved = {"data": str(tmp_path), "texts": ["ab", "cd"], "rows": [{"label": "v1"}, {"label": "v7"}]}
+    kept = mod.kept_rows(saved, str(tmp_path / "." / ""), ["ab", "cd"], {"v7", "v8"})
+    assert kept == [{"label": "v1"}]  # v7 scored again: its old row goes, v8's is new
+    with pytest.raises(ValueError, match="texts"):
+        mod.kept_rows(saved, str(tmp_path), ["ab", "xy"], {"v8"})
+    with pytest.raises(ValueError, match="scored on"):
+        mod.kept_rows(saved, str(tmp_path / "other"), ["ab", "cd"], {"v8"})
+
+
 def test_fidelity_runs_draws_bars_and_curves(tmp_path):
     import importlib.util
 
