@@ -134,7 +134,8 @@ test (unseen writers) {ev.get("cer_test", "?")} |
 
 The CER above is read by the recognizer the generator trained against, which flatters it; the
 evaluation (`scriptvit eval`, independent networks, real-vs-real floors) is the honest judge.
-Curve: `figures/cer_vs_minutes.png`. Samples (`samples.png`): each row is a writer (first
+The run's CER curve is its `eval.csv` (`figures/cer_vs_minutes.png` is `bench/train_curve.py`'s
+separate short run). Samples (`samples.png`): each row is a writer (first
 image: one of its style words; then generated words), validation writers first, then unseen
 test writers.
 
