@@ -22,12 +22,13 @@ import sys
 from pathlib import Path
 
 
-def last_row(path: Path) -> dict:
+def rows_to(path: Path, step: int | None) -> list[dict]:
+    """The rows of a run's log (`eval.csv`, `log.csv`) up to `step` (all when None)."""
     if not path.exists():  # a short run may not have logged yet
-        return {}
+        return []
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return rows[-1] if rows else {}
+    return [r for r in rows if step is None or float(r["step"]) <= step]
 
 
 def main() -> None:
@@ -72,24 +73,29 @@ def main() -> None:
     if (run / "writers.json").exists():  # the training writers, so demos can pick unseen ones
         trained = sorted(json.loads((run / "writers.json").read_text()))
         (dest / "training_writers.json").write_text(json.dumps(trained, indent=1) + "\n")
-    samples = sorted((run / "samples").glob("step_*.png"))
+    # the last samples, losses and evaluation at or before the shipped checkpoint
+    samples = sorted(
+        f
+        for f in (run / "samples").glob("step_*.png")
+        if shipped_step is None or int(f.stem.split("_")[1]) <= shipped_step
+    )
     if samples:
         shutil.copy2(samples[-1], dest / "samples.png")
     train_cfg = json.loads((run / "train_config.json").read_text())
     model_cfg = json.loads((dest / "config.json").read_text())
-    ev, log = last_row(run / "eval.csv"), last_row(run / "log.csv")
+    evals = rows_to(run / "eval.csv", shipped_step)
+    ev, log = (evals or [{}])[-1], (rows_to(run / "log.csv", shipped_step) or [{}])[-1]
     minutes = json.loads((run / "elapsed.json").read_text())["minutes"]
     build = json.loads((args.data / "build.json").read_text()) if (args.data / "build.json").exists() else {}
     # first evaluation of this run folder with CER(test) <= 0.15 (not bench/train_curve's separate run)
-    legible = "not reached in this run folder"
-    if (run / "eval.csv").exists():
-        with open(run / "eval.csv", newline="") as f:
-            for row in csv.DictReader(f):
-                if row.get("cer_test") and float(row["cer_test"]) <= 0.15:
-                    legible = (
-                        f"{float(row['minutes']):.1f} (iteration {row['step']}, this run folder's `eval.csv`)"
-                    )
-                    break
+    legible = next(
+        (
+            f"{float(r['minutes']):.1f} (iteration {r['step']}, this run folder's `eval.csv`)"
+            for r in evals
+            if r.get("cer_test") and float(r["cer_test"]) <= 0.15
+        ),
+        "not reached in this run folder",
+    )
     size_mb = (dest / "model.safetensors").stat().st_size / 2**20
     gpu_leg = ", no GPU"
     if (run / "gpu_continuation.json").exists():  # a leg run elsewhere (bench/gpu_leg)

@@ -292,9 +292,11 @@ def test_ship_model_packages_generator_recognizer_and_card(data, tmp_path):
         "| minutes to CER(test) <= 0.15 | not reached in this run folder |"
         in (tmp_path / "a" / "MODEL_CARD.md").read_text()
     )  # 4 iterations write nothing legible
-    # the legibility row reads this run's own eval.csv (its first row at CER(test) <= 0.15)
+    # the card reads this run's own eval.csv up to the shipped checkpoint: CER at that step, and
+    # the first row at CER(test) <= 0.15 for the legibility row
+    assert load_checkpoint(first)["step"] == 2
     (tmp_path / "run" / "eval.csv").write_text(
-        "step,minutes,cer_val,cer_test\n1,0.5,0.9,0.95\n3,1.3,0.2,0.14\n4,1.5,0.1,0.09\n"
+        "step,minutes,cer_val,cer_test\n1,0.5,0.9,0.95\n2,1.3,0.2,0.14\n4,1.5,0.1,0.09\n"
     )
     subprocess.run(
         ship + ["--dest", str(tmp_path / "b"), "--checkpoint", str(first)],
@@ -307,9 +309,10 @@ def test_ship_model_packages_generator_recognizer_and_card(data, tmp_path):
     assert all(torch.equal(g[k], v) for k, v in ck["G"].items())  # the given checkpoint's generator
     assert f"| steps | {ck['step']} iterations" in (tmp_path / "b" / "MODEL_CARD.md").read_text()
     assert (
-        "| 1.3 (iteration 3, this run folder's `eval.csv`) |"
+        "| 1.3 (iteration 2, this run folder's `eval.csv`) |"
         in (tmp_path / "b" / "MODEL_CARD.md").read_text()
     )
+    assert "test (unseen writers) 0.14 |" in (tmp_path / "b" / "MODEL_CARD.md").read_text()  # not step 4's
 
 
 def test_append_csv_adds_new_columns_without_shifting_values(tmp_path):
