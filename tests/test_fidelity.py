@@ -41,12 +41,11 @@ def data():
     return mini_dataset(ROOT / "data" / "fonts-mini", words_per_writer=40)
 
 
-def _bench_module():
+def _bench_module(name: str = "style_fidelity"):
+    """A script of bench/ (not a package) loaded as a module."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "bench_style_fidelity", ROOT / "bench" / "style_fidelity.py"
-    )
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -207,12 +206,7 @@ def test_style_separability_follows_the_style_down_the_generator(data, tmp_path)
 
 
 def test_style_separability_append_keeps_comparable_rows_and_replaces_rescored_ones(tmp_path):
-    import importlib.util
-
-    path = ROOT / "bench" / "style_separability.py"
-    spec = importlib.util.spec_from_file_location("bench_style_separability", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _bench_module("style_separability")
     saved = {"data": str(tmp_path), "texts": ["ab", "cd"], "rows": [{"label": "v1"}, {"label": "v7"}]}
     kept = mod.kept_rows(saved, str(tmp_path / "." / ""), ["ab", "cd"], {"v7", "v8"})
     assert kept == [{"label": "v1"}]  # v7 scored again: its old row goes, v8's is new
@@ -223,11 +217,7 @@ def test_style_separability_append_keeps_comparable_rows_and_replaces_rescored_o
 
 
 def test_fidelity_runs_draws_bars_and_curves(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_fidelity_runs", ROOT / "bench" / "fidelity_runs.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _bench_module("fidelity_runs")
     keys = [k for k, _ in mod.PANELS]
 
     def row(run, step, v):
@@ -266,13 +256,7 @@ def test_fidelity_runs_draws_bars_and_curves(tmp_path):
 
 
 def test_fid_sensitivity_transforms_change_words_as_named(data, tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "bench_fid_sensitivity", ROOT / "bench" / "fid_sensitivity.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _bench_module("fid_sensitivity")
     im = data["train"][0].image
     ink = lambda x: (255 - x.astype(float)).sum()  # noqa: E731
     assert mod.narrower(im, 0.9).shape == (32, round(im.shape[1] * 0.9))
@@ -353,13 +337,7 @@ def test_adaptation_summary_pairs_each_variant_with_its_own_one_pass_row(tmp_pat
 
 
 def test_best_canvas_writes_what_its_kernel_can_reach_and_beats_the_naive_round_trip(data):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "bench_resample_kernel", ROOT / "bench" / "resample_kernel.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _bench_module("resample_kernel")
     from scriptvit_lib.synthesis import resample_widths
 
     # a word the box kernel can write exactly: some canvas of 16 px per character, shrunk

@@ -294,7 +294,8 @@ def test_ship_model_packages_generator_recognizer_and_card(data, tmp_path):
     )  # 4 iterations write nothing legible
     # the card reads this run's own eval.csv up to the shipped checkpoint: CER at that step, and
     # the first row at CER(test) <= 0.15 for the legibility row
-    assert load_checkpoint(first)["step"] == 2
+    first_ck = load_checkpoint(first)
+    assert first_ck["step"] == 2
     (tmp_path / "run" / "eval.csv").write_text(
         "step,minutes,cer_val,cer_test\n1,0.5,0.9,0.95\n2,1.3,0.2,0.14\n4,1.5,0.1,0.09\n"
     )
@@ -305,9 +306,8 @@ def test_ship_model_packages_generator_recognizer_and_card(data, tmp_path):
         capture_output=True,
     )
     g = load_file(str(tmp_path / "b" / "model.safetensors"))
-    ck = load_checkpoint(first)
-    assert all(torch.equal(g[k], v) for k, v in ck["G"].items())  # the given checkpoint's generator
-    assert f"| steps | {ck['step']} iterations" in (tmp_path / "b" / "MODEL_CARD.md").read_text()
+    assert all(torch.equal(g[k], v) for k, v in first_ck["G"].items())  # the given checkpoint's generator
+    assert f"| steps | {first_ck['step']} iterations" in (tmp_path / "b" / "MODEL_CARD.md").read_text()
     assert (
         "| 1.3 (iteration 2, this run folder's `eval.csv`) |"
         in (tmp_path / "b" / "MODEL_CARD.md").read_text()
