@@ -45,17 +45,26 @@ class DecoderLayer(nn.Module):
         text_pad: torch.Tensor,
         memory_pad: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [B, L, D], memory [B, N, D], text_pad [B, L], memory_pad [B, N] (True = ignore)."""
+        """x [B, L, D], memory [B or 1, N, D], text_pad [B, L], memory_pad [B or 1, N] (True =
+        ignore); a memory of batch 1 is every word's."""
         h = self.norm1(x)
         x = x + self.drop(self.self_attn(h, h, h, key_padding_mask=text_pad, need_weights=False)[0])
+        b, length, dim = x.shape
+        shared = memory.shape[0] == 1 and b > 1  # one writer's memory for every word
+        q = self.norm2(x)
+        if shared:  # queries never see each other here: all B*L of them read the memory at once,
+            q = q.reshape(1, b * length, dim)  # its keys and values projected once, not B times
         h, attn = self.cross_attn(
-            self.norm2(x),
+            q,
             memory,
             memory,
             key_padding_mask=memory_pad,
             need_weights=True,  # same kernel whether or not the caller looks (see module doc)
             average_attn_weights=False,
         )  # attn [B, heads, L, N]
+        if shared:
+            h = h.reshape(b, length, dim)
+            attn = attn.reshape(attn.shape[1], b, length, -1).transpose(0, 1)
         x = x + self.drop(h)
         x = x + self.drop(self.ff(self.norm3(x)))
         return x, attn
@@ -80,8 +89,9 @@ class FusionDecoder(nn.Module):
         memory_pad: torch.Tensor | None = None,
         return_attention: bool = False,
     ):
-        """queries [B, L, D], memory [B, N, D] -> [B, L, D] (+ attention [B, layers, heads, L, N])."""
-        assert queries.shape[0] == memory.shape[0], "queries and memory have different batch sizes"
+        """queries [B, L, D], memory [B or 1, N, D] -> [B, L, D] (+ attention [B, layers, heads,
+        L, N]); a memory of batch 1 (one writer) is read by every query."""
+        assert memory.shape[0] in (1, queries.shape[0]), "queries and memory have different batch sizes"
         assert queries.shape[-1] == memory.shape[-1], (
             f"query dim {queries.shape[-1]} != memory dim {memory.shape[-1]}"
         )

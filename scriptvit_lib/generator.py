@@ -103,10 +103,8 @@ class ScriptViT(nn.Module):
         assert text_lengths.shape == (b,), f"text_lengths {tuple(text_lengths.shape)} != ({b},)"
         assert int(text_lengths.min()) >= 1, "every text needs at least one character"
         assert int(text_lengths.max()) <= length, "a text length exceeds the width of text_ids"
-        tokens, pad = memory.tokens, memory.pad_mask
-        if tokens.shape[0] == 1 and b > 1:  # one writer's memory for many words
-            tokens, pad = tokens.expand(b, -1, -1), pad.expand(b, -1)
-        assert tokens.shape[0] == b, f"memory batch {tokens.shape[0]} != text batch {b}"
+        tokens, pad = memory.tokens, memory.pad_mask  # batch 1: one writer's memory for every word
+        assert tokens.shape[0] in (1, b), f"memory batch {tokens.shape[0]} != text batch {b}"
         text_pad = torch.arange(length, device=text_ids.device)[None, :] >= text_lengths[:, None]  # [B, L]
         queries = self.content_encoder(text_ids)  # [B, L, D]
         out = self.fusion(

@@ -68,20 +68,52 @@ class ResBlock(nn.Module):
         return x + self.norm2(self.conv2(h), mask, films[1])
 
 
+# Nearest x2 upsampling then a 5x5 conv (padding 2) is, for each of the 4 output phases
+# (row parity, column parity), a 3x3 conv (padding 1) of the low-resolution map: output row 2m
+# sees input rows m-1, m-1, m, m, m+1 through kernel rows -2..2, row 2m+1 sees m-1, m, m, m+1,
+# m+1. _PHASE_TAPS[p, t, k] = 1 where kernel tap k lands on low-res tap t (-1, 0, +1) for parity p.
+_PHASE_TAPS = torch.tensor(
+    [
+        [[1, 1, 0, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 0, 1]],  # even output rows / columns
+        [[1, 0, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 0, 1, 1]],  # odd
+    ],
+    dtype=torch.float32,
+)
+
+
+def fold_upsample_conv(weight: torch.Tensor) -> torch.Tensor:
+    """5x5 kernel [Co, Ci, 5, 5] applied after nearest x2 upsampling -> the same map as one 3x3
+    conv on the low-resolution input [Co*4, Ci, 3, 3] followed by `pixel_shuffle(2)`: channel
+    4c + 2i + j holds output channel c at row parity i, column parity j."""
+    taps = _PHASE_TAPS.to(device=weight.device, dtype=weight.dtype)
+    folded = torch.einsum("iay,jbx,ocyx->oijcab", taps, taps, weight)  # [Co, 2, 2, Ci, 3, 3]
+    return folded.reshape(weight.shape[0] * 4, weight.shape[1], 3, 3)
+
+
 class UpBlock(nn.Module):
-    """Nearest x2 upsampling, 5x5 conv (HWT's kernel), masked IN, ReLU."""
+    """Nearest x2 upsampling, 5x5 conv (HWT's kernel), masked IN, ReLU.
+
+    Computed without materialising the upsampled map: the 5x5 kernel is folded into four 3x3
+    phase kernels (`fold_upsample_conv`) and the result interleaved by a pixel shuffle - the
+    same function of the same weights (equal up to float rounding), 2.8x fewer multiply-adds
+    (9 instead of 25 per output pixel): 3-5x faster on a CPU, for training as for writing.
+    """
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, 5, padding=2)
         self.norm = MaskedInstanceNorm(cout)
 
+    def upsample_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, Ci, H, W] -> conv5x5(nearest_x2(x)) [B, Co, 2H, 2W]."""
+        bias = None if self.conv.bias is None else self.conv.bias.repeat_interleave(4)
+        return F.pixel_shuffle(F.conv2d(x, fold_upsample_conv(self.conv.weight), bias, padding=1), 2)
+
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, film: tuple | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.interpolate(x, scale_factor=2, mode="nearest")
         mask = F.interpolate(mask, scale_factor=(1, 2), mode="nearest")  # [B, 1, 1, 2W]
-        return F.relu(self.norm(self.conv(x), mask, film)), mask
+        return F.relu(self.norm(self.upsample_conv(x), mask, film)), mask
 
 
 def synthesis_stages(channels: int, min_channels: int = 0) -> list[int]:
@@ -146,6 +178,8 @@ class SynthesisNetwork(nn.Module):
         x = rearrange(self.proj(h), "b l (c h w) -> b c h (l w)", h=self.h0, w=self.w0)  # [B, C, 4, L*w0]
         mask = column_mask(lengths.to(h.device), length, self.w0)  # [B, 1, 1, L*w0]
         x = x * mask
+        if x.device.type == "cpu":  # oneDNN's convolutions run ~10 % faster on NHWC (measured)
+            x = x.contiguous(memory_format=torch.channels_last)
         for i, block in enumerate(self.res):
             x = block(x, mask, (films[2 * i], films[2 * i + 1]))
         for i, up in enumerate(self.ups):
@@ -217,14 +251,25 @@ class WidthHead(nn.Module):
         return self.mlp(pooled).squeeze(-1)
 
 
-def area_weights(w_in: int, w_out: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """[w_in, w_out] matrix of exact box resampling: output column j covers input columns
-    [j s, (j+1) s), s = w_in / w_out, and is their mean weighted by overlap (columns sum to 1)."""
-    s = w_in / w_out
-    lo = torch.arange(w_out, dtype=torch.float64)[None, :] * s
-    i = torch.arange(w_in, dtype=torch.float64)[:, None]
+def area_weights(w_in, w_out, device=None, dtype=torch.float32, cols: int | None = None) -> torch.Tensor:
+    """Matrix of exact box resampling: output column j covers input columns [j s, (j+1) s),
+    s = w_in / w_out, and is their mean weighted by overlap (each used column sums to 1).
+
+    Ints -> [w_in, w_out]. Tensors [B] of widths -> [B, max(w_in), cols or max(w_out)], zero in
+    every row >= w_in[i] and every column >= w_out[i] of word i (one batched product resizes
+    words of different widths)."""
+    batched = torch.is_tensor(w_in)
+    w_in = torch.as_tensor(w_in, dtype=torch.float64).reshape(-1, 1, 1).cpu()
+    w_out = torch.as_tensor(w_out, dtype=torch.float64).reshape(-1, 1, 1).cpu()
+    rows, cols = int(w_in.max()), int(cols if cols is not None else w_out.max())
+    s = w_in / w_out  # [B, 1, 1]
+    lo = torch.arange(cols, dtype=torch.float64)[None, None, :] * s  # [B, 1, cols]
+    i = torch.arange(rows, dtype=torch.float64)[None, :, None]  # [1, rows, 1]
+    # rows >= w_in get no overlap from any column j < w_out (lo + s <= w_in); columns >= w_out do
     overlap = (torch.minimum(lo + s, i + 1) - torch.maximum(lo, i)).clamp_min(0)
-    return (overlap / s).to(device=device, dtype=dtype)
+    used = torch.arange(cols, dtype=torch.float64)[None, None, :] < w_out
+    weights = (overlap / s * used).to(device=device, dtype=dtype)
+    return weights if batched else weights[0]
 
 
 def resample_widths(
@@ -237,18 +282,22 @@ def resample_widths(
     """Resize each word horizontally: images [B, 1, H, W] whose word i spans `widths_in[i]`
     columns -> [B, 1, H, out_width or max(widths_out)] with word i in `widths_out[i]` columns
     and paper (+1) right of it; differentiable. mode 'bilinear' (antialiased when shrinking) or
-    'area' (exact box: `area_weights`)."""
+    'area' (exact box: `area_weights`, all words in one batched product)."""
     if mode not in RESAMPLE_MODES:
         raise ValueError(f"resample mode must be one of {RESAMPLE_MODES}, not {mode!r}")
     b, c, h, _ = images.shape
     width = int(out_width if out_width is not None else int(widths_out.max()))
+    if mode == "area":
+        w_in = widths_in.detach().cpu().long()
+        w_out = widths_out.detach().cpu().long().clamp(max=width)
+        weights = area_weights(w_in, w_out, images.device, images.dtype, cols=width)  # [B, Wi, width]
+        out = images[..., : weights.shape[1]] @ weights[:, None]  # [B, C, H, width]
+        paper = (torch.arange(width)[None, :] >= w_out[:, None]).to(images.device)  # [B, width]
+        return out.masked_fill(paper[:, None, None, :], 1.0)
     rows = [images.new_ones(0, c, h, width)]
     for i in range(b):
         wi, wo = int(widths_in[i]), min(int(widths_out[i]), width)
         word = images[i : i + 1, :, :, :wi]
-        if mode == "area":
-            word = word @ area_weights(wi, wo, images.device, images.dtype)
-        else:
-            word = F.interpolate(word, size=(h, wo), mode="bilinear", align_corners=False, antialias=wo < wi)
+        word = F.interpolate(word, size=(h, wo), mode="bilinear", align_corners=False, antialias=wo < wi)
         rows.append(F.pad(word, (0, width - wo), value=1.0))
     return torch.cat(rows)

@@ -18,7 +18,7 @@ from scriptvit_lib.losses import ctc_loss, d_hinge_loss, g_hinge_loss, writer_ce
 from scriptvit_lib.patch_embedding import PatchEmbedding
 from scriptvit_lib.recognizer import Recognizer
 from scriptvit_lib.style_encoder import ViTStyleEncoder, drop_tokens
-from scriptvit_lib.synthesis import SynthesisNetwork
+from scriptvit_lib.synthesis import SynthesisNetwork, UpBlock
 from scriptvit_lib.writer_classifier import WriterClassifier
 
 torch.set_num_threads(1)
@@ -165,7 +165,45 @@ def test_fusion_attention_sums_to_one_and_ignores_masked_tokens():
     torch.testing.assert_close(out, dec(q, mem2, text_pad=text_pad, memory_pad=mem_pad), rtol=0, atol=1e-5)
 
 
+def test_fusion_reads_one_shared_memory_as_its_copies():
+    """A memory of batch 1 (one writer, many words: the fast path of `Writer`) gives what the
+    same memory copied to every word gives, attention maps included."""
+    torch.manual_seed(0)
+    dec = FusionDecoder(dim=32, layers=2, heads=4, ff=64).eval()
+    q, mem = torch.randn(3, 5, 32), torch.randn(1, 9, 32)
+    mem_pad = torch.zeros(1, 9, dtype=torch.bool)
+    mem_pad[0, 6:] = True
+    text_pad = torch.zeros(3, 5, dtype=torch.bool)
+    text_pad[1, 2:] = True
+    out, attn = dec(q, mem, text_pad=text_pad, memory_pad=mem_pad, return_attention=True)
+    out3, attn3 = dec(
+        q, mem.expand(3, -1, -1), text_pad=text_pad, memory_pad=mem_pad.expand(3, -1), return_attention=True
+    )
+    assert attn.shape == attn3.shape == (3, 2, 4, 5, 9)
+    torch.testing.assert_close(out, out3, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(attn, attn3, rtol=1e-5, atol=1e-6)
+    with pytest.raises(AssertionError, match="batch"):
+        dec(q, torch.randn(2, 9, 32))
+
+
 # --- synthesis -----------------------------------------------------------------------------
+def test_upsampling_conv_is_nearest_x2_then_the_5x5_conv():
+    """`UpBlock` folds its 5x5 kernel into four 3x3 phase kernels + pixel shuffle: the same map
+    (values and gradients) as HWT's nearest x2 upsampling followed by the 5x5 conv."""
+    torch.manual_seed(0)
+    up = UpBlock(6, 4)
+    x = torch.randn(2, 6, 4, 7, requires_grad=True)
+    ref = up.conv(torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+    fast = up.upsample_conv(x)
+    assert fast.shape == ref.shape == (2, 4, 8, 14)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(ref)
+    grads_ref = torch.autograd.grad(ref, (x, up.conv.weight, up.conv.bias), g)
+    grads_fast = torch.autograd.grad(fast, (x, up.conv.weight, up.conv.bias), g)
+    for a, b in zip(grads_fast, grads_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
 def test_synthesis_width_paper_and_batch_independence():
     torch.manual_seed(0)
     syn = SynthesisNetwork(in_dim=16, channels=32, res_blocks=1, char_width=16).eval()

@@ -7,7 +7,7 @@ from fixtures_iam import synthetic_sets
 
 from scriptvit_lib.config import ScriptViTConfig
 from scriptvit_lib.generator import ScriptViT
-from scriptvit_lib.synthesis import resample_widths
+from scriptvit_lib.synthesis import area_weights, resample_widths
 from scriptvit_lib.trainer import TrainConfig, _batch, build_trainer
 
 torch.set_num_threads(1)
@@ -60,6 +60,26 @@ def test_area_resampling_is_the_renderers_box_average():
         assert "bilinear" in str(e)
     else:
         raise AssertionError("an unknown mode must be refused")
+
+
+def test_area_resampling_of_a_batch_is_each_word_resampled_alone():
+    """'area' resizes a batch of words of different widths in one product: word by word it is
+    the word alone times its own [w_in, w_out] box matrix, with paper right of it (also when
+    `out_width` cuts a word), and gradients flow only from a word's own columns."""
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(4, 1, 32, 96, generator=g) * 2 - 1).requires_grad_()
+    w_in, w_out = torch.tensor([96, 40, 64, 17]), torch.tensor([30, 55, 64, 9])
+    for out_width in (None, 50):
+        out = resample_widths(x, w_in, w_out, out_width=out_width, mode="area")
+        width = out_width or 64
+        assert out.shape == (4, 1, 32, width)
+        for i in range(4):
+            wo = min(int(w_out[i]), width)
+            alone = x[i, :, :, : w_in[i]] @ area_weights(int(w_in[i]), wo)
+            torch.testing.assert_close(out[i, :, :, :wo], alone, rtol=1e-5, atol=1e-6)
+            assert (out[i, :, :, wo:] == 1).all()
+    (grad,) = torch.autograd.grad(out[3].sum(), x)
+    assert grad[:3].abs().sum() == 0 and (grad[3, ..., 17:] == 0).all() and grad[3, ..., :17].ne(0).all()
 
 
 def test_model_writes_with_its_configured_resampling():
