@@ -150,12 +150,11 @@ def reconstruction_l1(
 def _paired(model: ScriptViT, memory: StyleMemory, target: torch.Tensor, widths: torch.Tensor, ids, lengths):
     """G's words for the k style texts, paired with the style words -> (L1, fake, target, widths),
     fake and target cropped to one width, `widths` the columns inside each word."""
-    k = len(ids)
-    mem = StyleMemory(memory.tokens.expand(k, -1, -1), memory.pad_mask.expand(k, -1), None)
+    # a memory of batch 1 is read by every word (`ScriptViT.decode`): no copies needed
     if model.width_head is not None:  # predicted widths: resample to the real words' widths
-        fake, _ = model.write(mem, ids, lengths, widths=widths)
+        fake, _ = model.write(memory, ids, lengths, widths=widths)
     else:  # fixed char_width: the real words are resampled to the fake's width instead
-        fake = model.decode(mem, ids, lengths)
+        fake = model.decode(memory, ids, lengths)
         target = torch.nn.functional.interpolate(
             target, size=(target.shape[-2], fake.shape[-1]), mode="bilinear"
         )
@@ -255,8 +254,7 @@ class _Anchor:
         """-> (fake [n, 1, 32, W] at least 16 px wide, widths [n], ids, lengths)."""
         texts = [self._vocab[int(i)] for i in self.rng.integers(0, len(self._vocab), self.n)]
         ids, lengths = (t.to(self.device) for t in _ids(texts, self.cs))
-        mem = StyleMemory(memory.tokens.expand(self.n, -1, -1), memory.pad_mask.expand(self.n, -1), None)
-        fake, fake_w = g.write(mem, ids, lengths)
+        fake, fake_w = g.write(memory, ids, lengths)  # one memory (batch 1) for all n words
         fake = fake[..., : max(16, int(fake_w.max()))]
         if fake.shape[-1] < 16:
             fake = torch.nn.functional.pad(fake, (0, 16 - fake.shape[-1]), value=1.0)
