@@ -38,6 +38,8 @@ def _data_build(args: argparse.Namespace) -> None:
         seed=args.seed,
         workers=args.workers,
         vocab=vocab,
+        rare_letters=args.rare_letters,
+        splits=("train",) if args.only_train else None,
     )
 
 
@@ -250,11 +252,32 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--vocab", default=None, help="text file of words to write (default: English by frequency)"
     )
+    b.add_argument(
+        "--rare-letters",
+        nargs="?",
+        const="jkqvxz",
+        default=None,
+        metavar="LETTERS",
+        help="write only words with these letters, each letter equally often (default set: jkqvxz, "
+        "the six that running English writes least); for a folder that adds words: --only-train",
+    )
+    b.add_argument(
+        "--only-train",
+        action="store_true",
+        help="render only the training families' writers (same ids and styles as a full build with "
+        "the same --seed): a folder to train on beside the full one, `train --data FULL EXTRA`",
+    )
     b.add_argument("--workers", type=int, default=2)
     b.set_defaults(func=_data_build)
 
     t = sub.add_parser("train", help="train ScriptViT (torchrun for several GPUs: same arguments)")
-    t.add_argument("--data", default="data/fonts", help="built font dataset, IAM folder or IAM-32.pickle")
+    t.add_argument(
+        "--data",
+        nargs="+",
+        default=["data/fonts"],
+        help="built font dataset, IAM folder or IAM-32.pickle; several built font folders are "
+        "trained on together (their writers must agree, e.g. a build with --only-train beside the full one)",
+    )
     t.add_argument("--out", default="runs/cpu", help="run folder (checkpoints, samples, logs, model/)")
     t.add_argument("--preset", default="cpu", help="model preset: tiny | cpu | paper")
     t.add_argument(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .dataset import load_font_dataset, split_of_sample
+from .dataset import load_font_dataset, load_writers, split_of_sample
 from .errors import UserError
 from .words import WordSet
 
@@ -28,7 +28,15 @@ def with_val_split(sets: dict[str, WordSet]) -> dict[str, WordSet]:
     return {**sets, "train": WordSet(train), "val": WordSet(val)}
 
 
-def load_data(path: str | Path, *, split_files: tuple[str, str] | None = None) -> dict[str, WordSet]:
+def load_data(
+    path: str | Path | list[str | Path], *, split_files: tuple[str, str] | None = None
+) -> dict[str, WordSet]:
+    """`path`, or a list of paths: one folder is loaded as it is; several must be built font
+    folders, whose words are joined (`merge_font_folders`)."""
+    if isinstance(path, (list, tuple)):
+        if len(path) == 1:
+            return load_data(path[0], split_files=split_files)
+        return merge_font_folders(path)
     p = Path(path)
     if not p.exists():
         raise UserError(f"no data at {p}: build it with `scriptvit data build --out {p}`")
@@ -45,6 +53,34 @@ def load_data(path: str | Path, *, split_files: tuple[str, str] | None = None) -
     raise UserError(
         f"{p} is neither a built font dataset (manifest.csv), an IAM folder (words.txt) nor an IAM-32.pickle"
     )
+
+
+def merge_font_folders(paths: list[str | Path]) -> dict[str, WordSet]:
+    """The words of several built font folders, split by split. A writer id that appears in more
+    than one folder must be the same writer there (family, font file, style and split), as in a
+    build with `--only-train --rare-letters` beside a full build with the same seed; else a
+    `UserError` names the first that differs."""
+    seen: dict[str, tuple[dict, Path]] = {}
+    merged: dict[str, list] = {"train": [], "val": [], "test": []}
+    for path in paths:
+        p = Path(path)
+        if not (p / "manifest.csv").exists():
+            raise UserError(f"{p}: only built font folders (manifest.csv) can be trained on together")
+        for w in load_writers(p):
+            ident = dict(
+                family=w["family"], font=Path(w["font_file"]).name, style=w["style"], split=w["split"]
+            )
+            if w["id"] in seen and seen[w["id"]][0] != ident:
+                other = seen[w["id"]][1]
+                diff = sorted(k for k in ident if ident[k] != seen[w["id"]][0][k])
+                raise UserError(
+                    f"writer {w['id']} differs between {other} and {p} ({', '.join(diff)}): "
+                    "build the extra folder with the same --seed and --writers-per-family"
+                )
+            seen.setdefault(w["id"], (ident, p))
+        for split, words in load_font_dataset(p).items():
+            merged[split] += words.samples
+    return {k: WordSet(v) for k, v in merged.items()}
 
 
 # Ten families (two of them test families under the sorted-index rule) for notebooks and demos.

@@ -192,8 +192,55 @@ def test_cli_builds_and_reports_errors_in_one_line(fonts_dir, tmp_path, capsys):
     assert main(args) == 0
     texts = {s.text for ws in dataset.load_font_dataset(tmp_path / "ds").values() for s in ws}
     assert texts <= {"minimum", "quick"}
+    rare = ["data", "build", "--out", str(tmp_path / "rare"), "--fonts-dir", str(fonts_dir), "--words", "4"]
+    assert main([*rare, "--workers", "1", "--rare-letters", "--only-train"]) == 0
+    made = dataset.load_font_dataset(tmp_path / "rare")
+    assert not made["test"] and all(
+        set(s.text.lower()) & set("jkqvxz") for s in made["train"] if s.text.isalpha()
+    )
     assert main(["data", "build", "--families", "comic-sans"]) == 2
     assert "unknown font family comic-sans" in capsys.readouterr().err
+
+
+def test_rare_letter_vocabulary_asks_for_every_letter_equally():
+    words, freq = dataset.default_vocabulary()
+    rare, weight = dataset.rare_letter_vocabulary("zq")
+    assert rare and all(("z" in w.lower()) or ("q" in w.lower()) for w in rare)
+    assert abs(weight.sum() - 1) < 1e-9
+    mass = {c: weight[[c in w.lower() for w in rare]].sum() for c in "zq"}
+    assert (
+        mass["z"] >= 0.5 and mass["q"] >= 0.5
+    )  # each letter is drawn half the time (words with both count twice)
+    running = freq[[("z" in w) for w in words]].sum() / freq.sum()
+    assert running < 0.01 and mass["z"] > 50 * running  # running text asks for 'z' fifty times less often
+    with pytest.raises(UserError, match="lower-case letters"):
+        dataset.rare_letter_vocabulary("z!")
+
+
+def test_only_train_rare_letter_folder_adds_words_to_the_same_writers(built, fonts_dir, tmp_path):
+    from scriptvit_lib.data import load_data
+
+    extra = build(tmp_path / "rare", fonts_dir, rare_letters="zq", splits=("train",))
+    full = {w["id"]: w for w in json.loads((built / "writers.json").read_text())}
+    mine = json.loads((extra / "writers.json").read_text())
+    assert [w["id"] for w in mine] == [i for i, w in full.items() if w["split"] == "train"]
+    assert all(w["style"] == full[w["id"]]["style"] for w in mine)  # the same hands
+    sets = dataset.load_font_dataset(extra)
+    assert not sets["test"]
+    texts = [s.text for ws in sets.values() for s in ws]
+    worded = [t for t in texts if t.isalpha()]  # punctuation and numbers come as in running text
+    assert len(worded) >= 0.7 * len(texts) and all(set(t.lower()) & {"z", "q"} for t in worded)
+    both, alone = load_data([built, extra]), dataset.load_font_dataset(built)
+    for split in ("train", "val"):
+        assert len(both[split]) == len(alone[split]) + len(sets[split])
+    assert len(both["test"]) == len(alone["test"]) and set(both["train"].writers) == set(
+        alone["train"].writers
+    )
+    other = build(tmp_path / "rare1", fonts_dir, rare_letters="zq", splits=("train",), seed=1)
+    with pytest.raises(UserError, match="differs.*style.*same --seed"):
+        load_data([built, other])
+    with pytest.raises(UserError, match="not both"):
+        build(tmp_path / "x", fonts_dir, rare_letters="z", vocab=["quiz"])
 
 
 def test_writer_grid_figure(built, tmp_path):

@@ -354,3 +354,39 @@ def test_best_canvas_writes_what_its_kernel_can_reach_and_beats_the_naive_round_
         assert err(mod.best_canvas(s.image, len(s.text), mode, steps=200)) < 0.5 * err(
             mod.round_trip(s.image, len(s.text), mode)
         )
+
+
+def test_rare_letters_bench_finds_what_the_reader_misses():
+    mod = _bench_module("rare_letters")
+    groups = mod.word_groups("zq", 3, seed=0)
+    assert set(groups) == {"z", "q", "common"} and len(groups["common"]) == 6
+    assert all("z" in w for w in groups["z"]) and all("q" in w for w in groups["q"])
+    assert not any(set(w) & {"z", "q"} for w in groups["common"])
+    assert groups == mod.word_groups("zq", 3, seed=0) and groups != mod.word_groups("zq", 3, seed=1)
+    assert mod.letter_recall(["lagy", "fizz"], ["lazy", "fizz"], "z") == pytest.approx(2 / 3)
+    assert mod.letter_recall(["zzzz"], ["lazy"], "z") == 1.0  # capped by the text's count
+
+    class Reader:  # never sees a 'z' in real words; drops the last letter of 'fake' ones
+        def read(self, images):
+            return [im.text.replace("z", "g") if im.real else im.text[:-1] for im in images]
+
+        def describe(self, images):
+            return {"tokens": [torch.full((2, 3), float(im.real)) for im in images]}
+
+    class Im:
+        def __init__(self, text, real):
+            self.text, self.real = text, real
+
+    writers = ["a", "b"]
+    texts = {t for ts in groups.values() for t in ts}
+    real = {(w, t): Im(t, True) for w in writers for t in texts}
+    fake = {(w, t): Im(t, False) for w in writers for t in texts}
+    got = mod.score(groups, writers, real, fake, Reader())
+    assert got["z"]["recall_real"] == 0.0 and got["q"]["recall_real"] == 1.0
+    ends_q = sum(w.endswith("q") for w in groups["q"]) / 3
+    assert got["q"]["recall_generated"] == pytest.approx(1 - ends_q)
+    assert got["common"]["cer_real"] == 0.0 and got["common"]["dcer"] > 0
+    assert got["z"]["hwd"] == pytest.approx(3**0.5)  # tokens of ones vs zeros, in 3 dimensions
+    md = mod.markdown({"data": "d", "writers": 2, "letters": "zq", "words_per_letter": 3, "k": 5, "seed": 0,
+                       "models": [{"label": "m", "path": "p", "groups": got}]})  # fmt: skip
+    assert "| z | 0.00 |" in md and "| common | - | - |" in md

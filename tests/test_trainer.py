@@ -105,6 +105,8 @@ def test_keep_last_flag_reaches_the_config():
     argv = ["train", "--data", "d", "--out", "o", "--recipe", "cpu", "--steps", "1"]
     assert train_config_from_namespace(build_parser().parse_args(argv)).keep_last == 3
     assert train_config_from_namespace(build_parser().parse_args([*argv, "--keep-last", "0"])).keep_last == 0
+    assert build_parser().parse_args(argv).data == ["d"]  # several folders train together
+    assert build_parser().parse_args([*argv, "--data", "full", "extra"]).data == ["full", "extra"]
 
 
 def test_negative_keep_last_is_refused(data, tmp_path):
