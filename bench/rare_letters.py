@@ -82,13 +82,20 @@ def load_model(path: Path) -> ScriptViT:
         return ScriptViT.from_pretrained(export_checkpoint(path, tmp))
 
 
-def score(groups: dict, writers: list[str], real: dict, fake: dict, judges) -> dict:
-    """Per group: letter recall (real / generated), CER (real / generated), dCER, HWD."""
+def judged(images: dict, judges) -> dict:
+    """{key: (the judges' reading, the word's feature tokens)} for every image, each read once."""
+    keys = list(images)
+    words = [images[k] for k in keys]
+    return dict(zip(keys, zip(judges.read(words), judges.describe(words)["tokens"])))
+
+
+def score(groups: dict, writers: list[str], real: dict, fake: dict) -> dict:
+    """Per group, from `judged` real and generated words: letter recall (real / generated), CER
+    (real / generated), dCER, HWD."""
     out = {}
     for g, texts in groups.items():
         keys = [(w, t) for w in writers for t in texts]
-        r_img, f_img = [real[k] for k in keys], [fake[k] for k in keys]
-        r_read, f_read = judges.read(r_img), judges.read(f_img)
+        r_read, f_read = [real[k][0] for k in keys], [fake[k][0] for k in keys]
         all_texts = [t for _, t in keys]
         row = {
             "words": len(keys),
@@ -101,8 +108,8 @@ def score(groups: dict, writers: list[str], real: dict, fake: dict, judges) -> d
             row["recall_generated"] = letter_recall(f_read, all_texts, g)
         who = [w for w, _ in keys]
         row["hwd"] = hwd(
-            tokens_by_writer(judges.describe(r_img)["tokens"], who),
-            tokens_by_writer(judges.describe(f_img)["tokens"], who),
+            tokens_by_writer([real[k][1] for k in keys], who),
+            tokens_by_writer([fake[k][1] for k in keys], who),
         )
         out[g] = row
     return out
@@ -216,6 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     texts = sorted({t for ts in groups.values() for t in ts} | set(FIGURE_WORDS))
     rng = np.random.default_rng(args.seed)
     real = {(w, t): render_word(metas[w], t, rng) for w in writers for t in texts}
+    scored = [(w, t) for w in writers for t in sorted({t for ts in groups.values() for t in ts})]
+    real_judged = judged({k: real[k] for k in scored}, judges)
     fig_writers = writers[: args.figure_writers]
     fig_rows = []
     result = dict(
@@ -237,7 +246,11 @@ def main(argv: list[str] | None = None) -> None:
             for t, im in zip(texts, write_texts(model, memory, texts)):
                 fake[(w, t)] = im
         result["models"].append(
-            {"label": label, "path": str(path), "groups": score(groups, writers, real, fake, judges)}
+            {
+                "label": label,
+                "path": str(path),
+                "groups": score(groups, writers, real_judged, judged({k: fake[k] for k in scored}, judges)),
+            }
         )
         for w in fig_writers:
             models_fig[w].append((f"{w}\n{label}", [fake[(w, t)] for t in FIGURE_WORDS]))

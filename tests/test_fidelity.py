@@ -381,7 +381,7 @@ def test_rare_letters_bench_finds_what_the_reader_misses():
     texts = {t for ts in groups.values() for t in ts}
     real = {(w, t): Im(t, True) for w in writers for t in texts}
     fake = {(w, t): Im(t, False) for w in writers for t in texts}
-    got = mod.score(groups, writers, real, fake, Reader())
+    got = mod.score(groups, writers, mod.judged(real, Reader()), mod.judged(fake, Reader()))
     assert got["z"]["recall_real"] == 0.0 and got["q"]["recall_real"] == 1.0
     ends_q = sum(w.endswith("q") for w in groups["q"]) / 3
     assert got["q"]["recall_generated"] == pytest.approx(1 - ends_q)
