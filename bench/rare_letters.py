@@ -220,10 +220,11 @@ def main(argv: list[str] | None = None) -> None:
     metas = {w["id"]: w for w in load_writers(args.data) if w["split"] == "test"}
     writers = sorted(set(data["test"].writers) & set(metas))
     groups = word_groups(args.letters, args.words_per_letter, args.seed)
-    texts = sorted({t for ts in groups.values() for t in ts} | set(FIGURE_WORDS))
+    group_texts = sorted({t for ts in groups.values() for t in ts})
+    texts = sorted(set(group_texts) | set(FIGURE_WORDS))
     rng = np.random.default_rng(args.seed)
     real = {(w, t): render_word(metas[w], t, rng) for w in writers for t in texts}
-    scored = [(w, t) for w in writers for t in sorted({t for ts in groups.values() for t in ts})]
+    scored = [(w, t) for w in writers for t in group_texts]
     real_judged = judged({k: real[k] for k in scored}, judges)
     fig_writers = writers[: args.figure_writers]
     fig_rows = []
