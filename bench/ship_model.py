@@ -162,6 +162,8 @@ synthesis channels {" → ".join(map(str, synthesis_stages(model_cfg["syn_channe
             if r.get("critics_from"):  # TrainConfig.critics_from: D, W, S (and M) of another run
                 src = Path(r["critics_from"])
                 how += f"; critics from {src.parent.parent.name}/{src.name}"
+            if r.get("data"):  # TrainConfig.data: the folders it trained on (recorded since session 25)
+                how += f"; data {' + '.join(Path(d).name for d in r['data'])}"
             mins = "not recorded" if r["minutes"] is None else f"{r['minutes']:.1f}"
             card += (f"| {Path(r['run']).name if r['run'] else '?'} | {how} | {r['from_step']} -> {r['to_step']} | "
                      f"{mins} | {r['hardware'] or 'not recorded'} | {r['processes']} |\n")  # fmt: skip

@@ -106,6 +106,7 @@ def train_config_from_namespace(args: argparse.Namespace):
         sample_every=args.sample_every,
         train_writers=args.train_writers,
         tensorboard=args.tensorboard,
+        data=tuple(getattr(args, "data", None) or ()),
         model_overrides=overrides,
     )
 

@@ -164,6 +164,10 @@ class TrainConfig:
     that already know the data instead of fresh ones (W sees real words only, so it does not care
     which generator it was trained beside). The checkpoint must come from a run on the same
     training writers (its run folder's writers.json is compared). Ignored on `resume`."""
+    data: tuple[str, ...] = ()
+    """Record only (`train` reads the words from its `data` argument): the data folders this run
+    trains on, as `scriptvit train --data` names them - kept in train_config.json and in the
+    checkpoint lineage, where a resume on other folders starts a row of its own."""
     amp: str = "none"
     """'none' | 'bf16' | 'fp16' (mixed precision, CUDA only)."""
     grad_clip: float = 0.0
@@ -855,14 +859,16 @@ def hardware_name(device: torch.device, world: int = 1) -> str:
 def lineage_summary(lineage: list[dict]) -> dict:
     """Segments -> {"minutes": total wall minutes of the recorded segments, "unrecorded_steps":
     iterations without a record, "hardware": {name: iterations}, "rows": consecutive segments
-    of one run folder on one hardware merged (a resume after a kill), with how many processes}."""
+    of one run folder on one hardware and the same data merged (a resume after a kill), with how
+    many processes}."""
     rows: list[dict] = []
     for seg in lineage:
         last = rows[-1] if rows else None
         if (
             last
             and seg["how"] == "resumed"
-            and (last["run"], last["hardware"]) == (seg["run"], seg["hardware"])
+            and (last["run"], last["hardware"], last.get("data"))
+            == (seg["run"], seg["hardware"], seg.get("data"))
         ):
             last["to_step"] = seg["to_step"]
             last["minutes"] = (last["minutes"] or 0.0) + (seg["minutes"] or 0.0)
@@ -1008,6 +1014,7 @@ def train(cfg: TrainConfig, data: dict[str, WordSet], *, progress: bool = True) 
         "to_step": trainer.step,
         "minutes": 0.0,
         "hardware": hardware_name(trainer.device, world),
+        **({"data": list(cfg.data)} if cfg.data else {}),
     }
     trainer.lineage.append(segment)
     if rank == 0:

@@ -107,6 +107,8 @@ def test_keep_last_flag_reaches_the_config():
     assert train_config_from_namespace(build_parser().parse_args([*argv, "--keep-last", "0"])).keep_last == 0
     assert build_parser().parse_args(argv).data == ["d"]  # several folders train together
     assert build_parser().parse_args([*argv, "--data", "full", "extra"]).data == ["full", "extra"]
+    both = build_parser().parse_args([*argv, "--data", "full", "extra"])  # recorded in the lineage
+    assert train_config_from_namespace(both).data == ("full", "extra")
 
 
 def test_negative_keep_last_is_refused(data, tmp_path):
@@ -372,7 +374,7 @@ def test_lineage_follows_resumes_and_branches_into_the_model_card(data, tmp_path
     parent = list_checkpoints(tmp_path / "a" / "checkpoints")[-1]
     first = list_checkpoints(tmp_path / "a" / "checkpoints")[0]  # the critics come from another checkpoint
     cfg_b = TrainConfig(
-        **base, out=str(tmp_path / "b"), steps=7, init_from=str(parent), critics_from=str(first)
+        **base, out=str(tmp_path / "b"), steps=7, init_from=str(parent), critics_from=str(first), data=("d",)
     )
     train(cfg_b, data, progress=False)
     ck = load_checkpoint(list_checkpoints(tmp_path / "b" / "checkpoints")[-1])
@@ -398,7 +400,25 @@ def test_lineage_follows_resumes_and_branches_into_the_model_card(data, tmp_path
     )  # fmt: skip
     card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
     assert "over 2 segment(s)" in card and "| a | fresh | 0 -> 5 |" in card
-    assert f"| b | branched from a/{parent.name}; critics from a/{first.name} | 5 -> 7 |" in card
+    assert f"| b | branched from a/{parent.name}; critics from a/{first.name}; data d | 5 -> 7 |" in card
+
+
+def test_lineage_records_the_data_folders_and_a_change_of_data_starts_a_row(data, tmp_path):
+    from scriptvit_lib.trainer import lineage_summary, read_lineage
+
+    base = dict(preset="tiny", sample_every=100, ckpt_every_steps=100, out=str(tmp_path / "a"))
+    train(TrainConfig(**base, steps=3, data=("fonts-all",)), data, progress=False)
+    both = ("fonts-all", "fonts-rare")  # resumed with a folder of extra words beside the first
+    train(TrainConfig(**base, steps=5, resume=True, data=both), data, progress=False)
+    train(TrainConfig(**base, steps=6, resume=True, data=both), data, progress=False)
+    segs = read_lineage(load_checkpoint(list_checkpoints(tmp_path / "a" / "checkpoints")[-1]))
+    assert [s["data"] for s in segs] == [["fonts-all"], list(both), list(both)]
+    rows = lineage_summary(segs)["rows"]  # same run and machine, but other data: not merged
+    assert [(r["from_step"], r["to_step"], r["processes"], r["data"]) for r in rows] == [
+        (0, 3, 1, ["fonts-all"]),
+        (3, 6, 2, list(both)),
+    ]
+    assert json.loads((tmp_path / "a" / "train_config.json").read_text())["data"] == list(both)
 
 
 def test_gpu_leg_round_trip_carries_the_lineage(data, tmp_path):
