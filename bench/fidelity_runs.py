@@ -35,7 +35,6 @@ import argparse
 import csv
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,13 +43,12 @@ sys.path.insert(0, str(ROOT))
 from scriptvit_lib.data import load_data  # noqa: E402
 from scriptvit_lib.features import judges_at  # noqa: E402
 from scriptvit_lib.fidelity import style_fidelity  # noqa: E402
-from scriptvit_lib.generator import ScriptViT  # noqa: E402
 from scriptvit_lib.trainer import (  # noqa: E402
-    export_checkpoint,
     lineage_summary,
     list_checkpoints,
     load_checkpoint,
     read_lineage,
+    sampling_generator,
 )
 
 PANELS = (  # one panel per target of issue 8 (1: attribution x2, 2: FID + HWD, 3: sharpness, 4: dCER)
@@ -216,8 +214,7 @@ def main() -> None:
         history = lineage_summary(read_lineage(state))  # resumes, branches, other machines
         if history["rows"] and not history["unrecorded_steps"]:
             minutes = history["minutes"]  # the weights' whole history, not just this folder's
-        with tempfile.TemporaryDirectory() as tmp:
-            model = ScriptViT.from_pretrained(export_checkpoint(ck, tmp, ck=state))
+        model = sampling_generator(ck, ck=state)
         del state
         result, _ = style_fidelity(model, data, judges, n_per_writer=args.n_per_writer, progress=False)
         row = {

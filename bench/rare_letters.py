@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -44,9 +43,9 @@ from scriptvit_lib.data import load_data  # noqa: E402
 from scriptvit_lib.dataset import RARE_LETTERS, default_vocabulary, load_writers, rare_letter_vocabulary  # noqa: E402
 from scriptvit_lib.features import judges_at  # noqa: E402
 from scriptvit_lib.fidelity import style_memory, write_texts  # noqa: E402
-from scriptvit_lib.generator import ScriptViT  # noqa: E402
 from scriptvit_lib.metrics import cer, hwd, tokens_by_writer  # noqa: E402
 from scriptvit_lib.render import render_word  # noqa: E402
+from scriptvit_lib.trainer import sampling_generator  # noqa: E402
 
 FIGURE_WORDS = ("lazy", "quiz", "jinx", "vex", "kayak")
 
@@ -71,15 +70,6 @@ def letter_recall(readings: list[str], texts: list[str], letter: str) -> float:
     found = sum(min(r.lower().count(letter), t.lower().count(letter)) for r, t in zip(readings, texts))
     total = sum(t.lower().count(letter) for t in texts)
     return found / total if total else float("nan")
-
-
-def load_model(path: Path) -> ScriptViT:
-    if path.is_dir():
-        return ScriptViT.from_pretrained(path)
-    from scriptvit_lib.trainer import export_checkpoint
-
-    with tempfile.TemporaryDirectory() as tmp:
-        return ScriptViT.from_pretrained(export_checkpoint(path, tmp))
 
 
 def judged(images: dict, judges) -> dict:
@@ -240,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     models_fig = {w: [] for w in fig_writers}
     for path, label in zip(args.models, labels):
-        model = load_model(path)
+        model = sampling_generator(path)
         fake = {}
         for w in writers:
             memory = style_memory(model, data["test"], w, args.k, args.seed)

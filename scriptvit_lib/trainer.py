@@ -605,13 +605,22 @@ class Trainer:
         return path
 
 
-def export_checkpoint(path: str | Path, out_dir: str | Path, ck: dict | None = None) -> Path:
-    """A checkpoint's sampling generator (the EMA copy when there is one) -> `save_pretrained`
-    folder, e.g. to score a run at an earlier step than its end. `ck`: the checkpoint at `path`
-    when the caller has already read it (a checkpoint is ~100 MB)."""
+def sampling_generator(path: str | Path, ck: dict | None = None) -> ScriptViT:
+    """The generator that writes: a model folder's, or a training checkpoint's sampling generator
+    (the EMA copy when there is one), e.g. to score a run at an earlier step than its end. `ck`:
+    the checkpoint at `path` when the caller has already read it (a checkpoint is ~100 MB)."""
+    if Path(path).is_dir():
+        return ScriptViT.from_pretrained(path)
     ck = load_checkpoint(Path(path)) if ck is None else ck
     model = ScriptViT(ScriptViTConfig.from_dict(json.loads(ck["model_config"])))
     model.load_state_dict(ck["G_ema"] if "G_ema" in ck else ck["G"])
+    return model
+
+
+def export_checkpoint(path: str | Path, out_dir: str | Path, ck: dict | None = None) -> Path:
+    """A checkpoint's sampling generator (`sampling_generator`) -> `save_pretrained` folder."""
+    ck = load_checkpoint(Path(path)) if ck is None else ck
+    model = sampling_generator(path, ck=ck)
     return model.save_pretrained(out_dir, metadata={"step": ck["step"], "checkpoint": Path(path).name})
 
 
@@ -1159,6 +1168,7 @@ __all__ = [
     "list_checkpoints",
     "load_checkpoint",
     "read_writer_index",
+    "sampling_generator",
     "save_critics",
     "train",
     "train_config_from_args",

@@ -255,7 +255,7 @@ def test_train_writers_subsets_are_nested_and_stable():
 def test_export_checkpoint_equals_the_exported_model(data, tmp_path):
     from safetensors.torch import load_file
 
-    from scriptvit_lib.trainer import export_checkpoint
+    from scriptvit_lib.trainer import export_checkpoint, sampling_generator
 
     cfg = TrainConfig(preset="tiny", out=str(tmp_path / "run"), steps=4, ema=0.9, sample_every=100)
     train(cfg, data, progress=False)
@@ -264,6 +264,10 @@ def test_export_checkpoint_equals_the_exported_model(data, tmp_path):
     final = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
     again = load_file(str(tmp_path / "exported" / "model.safetensors"))
     assert final.keys() == again.keys() and all(torch.equal(final[k], again[k]) for k in final)
+    # in memory, from the checkpoint or from a model folder: the same (EMA) weights
+    for source in (last, tmp_path / "exported"):
+        got = sampling_generator(source).state_dict()
+        assert got.keys() == final.keys() and all(torch.equal(got[k], final[k]) for k in final)
 
 
 def test_ship_model_packages_generator_recognizer_and_card(data, tmp_path):
