@@ -12,6 +12,7 @@ import json
 import os
 import sys
 
+from .charset import RARE_LETTERS
 from .errors import UserError
 
 
@@ -256,10 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--rare-letters",
         nargs="?",
-        const="jkqvxz",
+        const=RARE_LETTERS,
         default=None,
         metavar="LETTERS",
-        help="write only words with these letters, each letter equally often (default set: jkqvxz, "
+        help=f"write only words with these letters, each letter equally often (default set: {RARE_LETTERS}, "
         "the six that running English writes least); for a folder that adds words: --only-train",
     )
     b.add_argument(

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .charset import Charset
+from .charset import RARE_LETTERS, Charset
 from .errors import UserError
 from .fonts import FontFamily, coverage, families_from_dir, fetch_families, resolve_families
 from .render import WriterStyle, render_word
@@ -114,12 +114,6 @@ def default_vocabulary(n: int = 30000) -> tuple[list[str], np.ndarray]:
         and not offensive(w)
     ]
     return words, np.array([freq[w] for w in words])
-
-
-# The six letters the default vocabulary writes least (share of letters written, a 50k-word
-# build: z 0.06 %, q 0.07 %, j 0.19 %, x 0.19 %, k 0.8 %, v 1.0 %): a writer of 300 words
-# writes 'z' less than once, so a model trained on them scribbles it ("lazy").
-RARE_LETTERS = "jkqvxz"
 
 
 def rare_letter_vocabulary(
