@@ -106,9 +106,9 @@ def test_keep_last_flag_reaches_the_config():
     assert train_config_from_namespace(build_parser().parse_args(argv)).keep_last == 3
     assert train_config_from_namespace(build_parser().parse_args([*argv, "--keep-last", "0"])).keep_last == 0
     assert build_parser().parse_args(argv).data == ["d"]  # several folders train together
-    assert build_parser().parse_args([*argv, "--data", "full", "extra"]).data == ["full", "extra"]
-    both = build_parser().parse_args([*argv, "--data", "full", "extra"])  # recorded in the lineage
-    assert train_config_from_namespace(both).data == ("full", "extra")
+    both = build_parser().parse_args([*argv, "--data", "full", "extra"])
+    assert both.data == ["full", "extra"]
+    assert train_config_from_namespace(both).data == ("full", "extra")  # recorded in the lineage
 
 
 def test_negative_keep_last_is_refused(data, tmp_path):
