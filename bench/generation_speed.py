@@ -187,7 +187,7 @@ def main() -> None:
 
     lines = [
         f"Generation speed: `{result['model']}` ({result['params'] / 1e6:.1f} M params), k = {K}, "
-        f"CPU ({cpu_name()}, {os.cpu_count()} cores, shared), torch {torch.__version__}",
+        f"CPU ({result['machine']['cpu']}, {os.cpu_count()} cores, shared), torch {torch.__version__}",
         "",
         "| threads | blank patches | tokens | encode ms | decode 1 word ms | write 1 word ms | "
         "decode batch-64 words/s | write_batch words/s |",
