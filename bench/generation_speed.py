@@ -37,6 +37,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from machine_info import cpu_name  # bench/ is on sys.path when run as a script
 
 from scriptvit_lib.data import mini_dataset
 from scriptvit_lib.generator import ScriptViT
@@ -95,17 +96,6 @@ def measure(model: ScriptViT, style_words, texts: list[str], repeats: int) -> di
         "write_batch_words_per_s": len(texts) / batched,
         "encode_over_decode_1_word": encode / decode_one,
     }
-
-
-def cpu_name() -> str:
-    """The CPU model as the kernel reports it (numbers from different machines differ by 30 %+)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

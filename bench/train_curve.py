@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 from pathlib import Path
 
 import matplotlib
+from machine_info import machine_line  # bench/ is on sys.path when run as a script
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -40,7 +40,7 @@ def main() -> None:
     hit = next((r for r in rows if r.get("cer_test", 1) <= TARGET), None)
     summary = {
         "run": str(args.run),
-        "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
+        "machine": machine_line(),
         "final": rows[-1],
         "best_cer_test": min(r.get("cer_test", 9) for r in rows),
         "minutes_to_cer_test_le_0.15": None if hit is None else hit["minutes"],
