@@ -96,6 +96,8 @@ def main() -> None:
         ),
         "not reached in this run folder",
     )
+    n_per = build.get("args", {}).get("writers_per_family", 1)
+    per_family = f" --writers-per-family {n_per}" if n_per > 1 else ""
     size_mb = (dest / "model.safetensors").stat().st_size / 2**20
     gpu_leg = ", no GPU"
     if (run / "gpu_continuation.json").exists():  # a leg run elsewhere (bench/gpu_leg)
@@ -121,7 +123,7 @@ A ScriptViT generator (`scriptvit_lib.generator.ScriptViT`, {size_mb:.1f} MB saf
 
 | | |
 |---|---|
-| data | `scriptvit data build --families {build.get("args", {}).get("families", "core")}`: \
+| data | `scriptvit data build --families {build.get("args", {}).get("families", "core")}{per_family}`: \
 {build.get("counts", {}).get("writers", "?")} font writers ({build.get("counts", {}).get("samples", "?")}); \
 test families never trained on (their ids: `training_writers.json` lists the ones trained on) |
 | preset / recipe | `{train_cfg["preset"]}`; lr {train_cfg["lr"]}, batch {train_cfg["batch_size"]}, k = {train_cfg["k"]}, \
@@ -158,7 +160,11 @@ synthesis channels {" → ".join(map(str, synthesis_stages(model_cfg["syn_channe
             how = r["how"]
             if how == "branched" and r.get("source"):  # <run folder>/<checkpoint> of the parent
                 src = Path(r["source"])
-                how = f"branched from {src.parent.parent.name}/{src.name}"
+                how = (
+                    f"branched from model folder {src.name}"  # --init-from a folder, not a checkpoint
+                    if src.is_dir() or not src.suffix
+                    else f"branched from {src.parent.parent.name}/{src.name}"
+                )
             if r.get("critics_from"):  # TrainConfig.critics_from: D, W, S (and M) of another run
                 src = Path(r["critics_from"])
                 how += f"; critics from {src.parent.parent.name}/{src.name}"

@@ -621,7 +621,10 @@ def export_checkpoint(path: str | Path, out_dir: str | Path, ck: dict | None = N
     """A checkpoint's sampling generator (`sampling_generator`) -> `save_pretrained` folder."""
     ck = load_checkpoint(Path(path)) if ck is None else ck
     model = sampling_generator(path, ck=ck)
-    return model.save_pretrained(out_dir, metadata={"step": ck["step"], "checkpoint": Path(path).name})
+    meta = {"step": ck["step"], "checkpoint": Path(path).name}
+    if ck.get("lineage"):  # the history travels with the weights: a run from the folder goes on with it
+        meta["lineage"] = ck["lineage"]
+    return model.save_pretrained(out_dir, metadata=meta)
 
 
 NEW_MODULES_OK = ("synthesis.film.",)  # may start fresh in a warm start: they begin as the identity
@@ -783,7 +786,9 @@ def checkpoint_from_model(folder: str | Path) -> dict:
         "pretrain_done": 0,
         "ema_updates": step,  # the average is already long: no EMA warm-up again
         "model_config": (d / CONFIG_NAME).read_text(),
-        "lineage": json.dumps(
+        # exported since session 27 with the checkpoint's lineage in the metadata; older folders: one row
+        "lineage": meta.get("lineage")
+        or json.dumps(
             [
                 {
                     "run": str(d),

@@ -317,7 +317,14 @@ def test_w_match_trains_m_and_moves_the_generator(tmp_path):
 
 def test_init_from_a_model_folder_starts_from_its_generator_and_recognizer(tmp_path):
     from scriptvit_lib.adaptation import save_recognizer
-    from scriptvit_lib.trainer import CheckpointError, checkpoint_from_model, train, warm_start
+    from scriptvit_lib.trainer import (
+        CheckpointError,
+        checkpoint_from_model,
+        export_checkpoint,
+        list_checkpoints,
+        train,
+        warm_start,
+    )
 
     sets = synthetic_sets(writers=("w1", "w2", "w3"), words=("the", "house", "of", "Move"))
     data = {"train": sets["train"], "val": sets["train"], "test": sets["test"]}
@@ -337,6 +344,15 @@ def test_init_from_a_model_folder_starts_from_its_generator_and_recognizer(tmp_p
     assert tr3.step == 4 and tr3.pretrain_done == 2
     assert [s["how"] for s in tr3.lineage][:2] == [
         "model folder (its own lineage is in its model card)",
+        "branched",
+    ]
+    # a folder exported from run b keeps b's history: a run started from it goes on with all of it
+    exported = export_checkpoint(list_checkpoints(tmp_path / "b" / "checkpoints")[-1], tmp_path / "model_b")
+    assert json.loads(checkpoint_from_model(exported)["lineage"]) == tr3.lineage
+    tr4 = train(replace(cfg, out=str(tmp_path / "c"), steps=5, init_from=str(exported)), data, progress=False)
+    assert [s["how"] for s in tr4.lineage][:3] == [
+        "model folder (its own lineage is in its model card)",
+        "branched",
         "branched",
     ]
     with pytest.raises(CheckpointError, match="not a model folder"):
