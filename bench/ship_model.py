@@ -161,9 +161,9 @@ synthesis channels {" → ".join(map(str, synthesis_stages(model_cfg["syn_channe
             if how == "branched" and r.get("source"):  # <run folder>/<checkpoint> of the parent
                 src = Path(r["source"])
                 how = (
-                    f"branched from model folder {src.name}"  # --init-from a folder, not a checkpoint
-                    if src.is_dir() or not src.suffix
-                    else f"branched from {src.parent.parent.name}/{src.name}"
+                    f"branched from {src.parent.parent.name}/{src.name}"
+                    if src.suffix == ".pt"
+                    else f"branched from model folder {src.name}"  # --init-from a folder, not a checkpoint
                 )
             if r.get("critics_from"):  # TrainConfig.critics_from: D, W, S (and M) of another run
                 src = Path(r["critics_from"])
