@@ -41,6 +41,7 @@ def _data_build(args: argparse.Namespace) -> None:
         vocab=vocab,
         rare_letters=args.rare_letters,
         splits=("train",) if args.only_train else None,
+        glyph_variation=args.glyph_variation,
     )
 
 
@@ -249,6 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--fonts-dir", default=None, help="use these .ttf/.otf/.woff files instead of npm")
     b.add_argument("--writers-per-family", type=int, default=1)
+    b.add_argument(
+        "--glyph-variation",
+        type=float,
+        default=0.0,
+        metavar="G",
+        help="with --writers-per-family > 1: each writer of a family after the first changes the font's "
+        "letters its own way (per letter: width, height, lean, baseline; G = 1 the designed strength, "
+        "0 = off); the first writer keeps the font's letters",
+    )
     b.add_argument("--words", type=int, default=300, help="words per writer")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument(

@@ -194,8 +194,13 @@ def writer_rng(seed: int, writer_id: str, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(writer_id.encode()), stream])
 
 
-def plan_writers(families: list[FontFamily], names: list[str], per_family: int, seed: int) -> list[dict]:
-    """Writer metadata (as in writers.json); `names` = all families asked for, for the split."""
+def plan_writers(
+    families: list[FontFamily], names: list[str], per_family: int, seed: int, glyph_variation: float = 0.0
+) -> list[dict]:
+    """Writer metadata (as in writers.json); `names` = all families asked for, for the split.
+
+    `glyph_variation` > 0: every writer of a family but the first (who writes the font's own
+    letters) gets letter shapes of its own at that strength (`WriterStyle.glyph`)."""
     order = {n: i for i, n in enumerate(sorted(names))}
     writers = []
     for fam in families:
@@ -205,7 +210,11 @@ def plan_writers(families: list[FontFamily], names: list[str], per_family: int, 
         for k in range(per_family):
             wid = f"{fam.name}-{k}"
             weight = everyday[(first + k) % len(everyday)]  # writers of a family cycle through weights
-            style = WriterStyle.sample(writer_rng(seed, wid, 0)).to_dict()
+            style = WriterStyle.sample(writer_rng(seed, wid, 0))
+            if glyph_variation > 0 and k > 0:  # a draw of its own: the other fields stay as without
+                style.glyphs = float(glyph_variation)
+                style.glyph_seed = int(writer_rng(seed, wid, 2).integers(2**31))
+            style = style.to_dict()
             writers.append(
                 dict(
                     id=wid,
@@ -287,6 +296,7 @@ def build_dataset(
     vocab: list[str] | None = None,
     rare_letters: str | None = None,
     splits: tuple[str, ...] | None = None,
+    glyph_variation: float = 0.0,
 ) -> Path:
     """Fetch fonts, plan writers, render every missing shard, write the index files -> `out`.
 
@@ -298,11 +308,16 @@ def build_dataset(
     writers of those family splits — the writers keep the ids, styles and splits they have in a
     build of all families with the same seed, so such a folder adds words to those writers
     (`scriptvit train --data data/fonts-all data/fonts-rare`; `data.load_data` checks the writers
-    agree). Rerunning resumes: shards that exist, load and match the arguments are kept.
+    agree). `glyph_variation` (e.g. 1.0, with `writers_per_family` > 1): the second and later
+    writers of a family change the font's letters their own way (`plan_writers`), so a family
+    gives hands that differ in letter shapes, not only in slant, size, weight and ink. Rerunning
+    resumes: shards that exist, load and match the arguments are kept.
     """
     t0 = time.time()
     if words_per_writer < 1 or writers_per_family < 1 or workers < 1:
         raise UserError("--words, --writers-per-family and --workers must be at least 1")
+    if not 0 <= glyph_variation <= 3:
+        raise UserError(f"--glyph-variation must be in 0..3 (1 = as designed), got {glyph_variation:g}")
     if vocab is not None:
         vocab = [w.strip() for w in vocab if w.strip()]
         if not vocab:
@@ -336,7 +351,7 @@ def build_dataset(
     (root / "shards").mkdir(parents=True, exist_ok=True)
     for stale in (root / "shards").glob("*.tmp*"):
         stale.unlink()
-    writers = plan_writers(fams, names, writers_per_family, seed)
+    writers = plan_writers(fams, names, writers_per_family, seed, glyph_variation)
     if splits is not None:
         writers = [w for w in writers if w["split"] in splits]
         if not writers:
@@ -395,6 +410,7 @@ def build_dataset(
         vocab=None if vocab is None else len(vocab),
         rare_letters=rare_letters or None,
         splits=None if splits is None else list(splits),
+        glyph_variation=glyph_variation,
     )
     _write_json(
         root / "build.json",

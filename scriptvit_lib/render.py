@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 from scipy.ndimage import map_coordinates
 
 from .fonts import coverage, load_font
@@ -50,6 +50,8 @@ class WriterStyle:
     ink: float  # gray level of full ink (0 = black)
     jitter: float  # elastic displacement scale
     noise: float  # std of additive pixel noise (gray levels)
+    glyphs: float = 0.0  # strength of the writer's own letter shapes (0 = the font's glyphs as drawn)
+    glyph_seed: int = 0  # draws those shapes: one fixed change per character, the same in every word
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> WriterStyle:
@@ -69,7 +71,29 @@ class WriterStyle:
         )
 
     def to_dict(self) -> dict:
-        return {k: round(float(v), 4) for k, v in asdict(self).items()}
+        d = asdict(self)
+        seed = int(d.pop("glyph_seed"))
+        out = {k: round(float(v), 4) for k, v in d.items()}
+        if self.glyphs <= 0:  # writers of the font's own letters keep the dict (and shard keys) they had
+            del out["glyphs"]
+        else:
+            out["glyph_seed"] = seed
+        return out
+
+    def glyph(self, ch: str) -> tuple[float, float, float, float]:
+        """This writer's fixed change of character `ch`: (x scale, y scale, shear, baseline shift in
+        x-heights) - e.g. an 'a' always narrower and more upright than the font's, a 'g' whose
+        descender is always longer. Drawn from (glyph_seed, ch) only, so every word agrees."""
+        if self.glyphs <= 0:
+            return 1.0, 1.0, 0.0, 0.0
+        r = np.random.default_rng([int(self.glyph_seed), ord(ch)])
+        g = self.glyphs
+        return (
+            float(np.exp(np.clip(r.normal(0, 0.12 * g), -0.4, 0.4))),
+            float(np.exp(np.clip(r.normal(0, 0.08 * g), -0.3, 0.3))),
+            float(np.clip(r.normal(0, 0.12 * g), -0.4, 0.4)),
+            float(np.clip(r.normal(0, 0.06 * g), -0.2, 0.2)),
+        )
 
 
 @dataclass(frozen=True)
@@ -129,18 +153,42 @@ def render_text(font_path: str, style: WriterStyle, text: str, rng: np.random.Ge
     # --- draw characters one by one: kerned positions + spacing + wobbly baseline
     gap = style.spacing * x_h * S
     pad = int((x_h + 4) * S)  # room for swashes that reach left of a letter's origin
-    width = int(font.getlength(text) + gap * len(text) + 2 * pad + 2 * stroke_w + 1)
+    glyphs = [style.glyph(ch) for ch in text]
+    # a wider letter moves the rest
+    extra = [(sx - 1) * font.getlength(ch) for ch, (sx, *_) in zip(text, glyphs)]
+    width = int(font.getlength(text) + gap * len(text) + 2 * pad + 2 * stroke_w + 1 + max(0.0, sum(extra)))
+    width += pad if style.glyphs > 0 else 0  # sheared letters may lean past the last one's box
     rows = HEIGHT * S * 2  # generous; the warp below picks the final 32*S rows
     base_y = rows / 2
     canvas = Image.new("L", (width, rows), 0)  # ink = 255 while drawing
     draw = ImageDraw.Draw(canvas)
     phase = rng.uniform(0, 2 * np.pi)
     period = style.wobble_period * x_h * S
+    shift = 0.0
     for i, ch in enumerate(text):
-        x = pad + font.getlength(text[: i + 1]) - font.getlength(ch) + gap * i  # keeps kerning
+        x = pad + font.getlength(text[: i + 1]) - font.getlength(ch) + gap * i + shift  # keeps kerning
         x += rng.normal(0, 0.04) * x_h * S  # a hand never places letters exactly
         y = base_y + S * (style.wobble * np.sin(2 * np.pi * x / period + phase) + rng.normal(0, 0.2))
-        draw.text((x, y), ch, font=font, fill=255, anchor="ls", stroke_width=stroke_w, stroke_fill=255)
+        if style.glyphs <= 0:
+            draw.text((x, y), ch, font=font, fill=255, anchor="ls", stroke_width=stroke_w, stroke_fill=255)
+            continue
+        sx, sy, sh, dy = glyphs[i]
+        layer = Image.new("L", canvas.size, 0)
+        ImageDraw.Draw(layer).text(
+            (x, y), ch, font=font, fill=255, anchor="ls", stroke_width=stroke_w, stroke_fill=255
+        )
+        # forward map about the letter's baseline centre o: p' = o + [[sx, sh*sy], [0, sy]] (p - o) + (0, dy);
+        # PIL's AFFINE wants the inverse (output pixel -> where to read)
+        ox, oy = x + font.getlength(ch) / 2, y
+        ty = dy * x_h * S
+        a, b, e = 1 / sx, -sh / sx, 1 / sy
+        c = ox - a * (ox + (sx - 1) * font.getlength(ch) / 2) - b * (oy + ty)
+        f = oy - e * (oy + ty)
+        inverse = (a, b, c, 0, e, f)
+        layer = layer.transform(layer.size, Image.Transform.AFFINE, inverse, Image.Resampling.BILINEAR)
+        canvas = ImageChops.lighter(canvas, layer)
+        draw = ImageDraw.Draw(canvas)
+        shift += extra[i]
     if erode:
         canvas = canvas.filter(ImageFilter.MinFilter(3))
     ink = np.asarray(canvas, dtype=np.float32) / 255.0  # [2*32*S, width]

@@ -126,6 +126,39 @@ def test_writers_of_one_family_differ(fonts_dir, tmp_path):
     assert w0["style"] != w1["style"]
 
 
+def test_glyph_variation_gives_later_writers_letters_of_their_own(fonts_dir, tmp_path):
+    plain = build(tmp_path / "plain", fonts_dir, writers_per_family=2, words_per_writer=4)
+    varied = build(
+        tmp_path / "varied", fonts_dir, writers_per_family=2, words_per_writer=4, glyph_variation=1.0
+    )
+    a = {w["id"]: w for w in dataset.load_writers(plain)}
+    b = {w["id"]: w for w in dataset.load_writers(varied)}
+    for wid, w in a.items():
+        if wid.endswith("-0"):  # the first writer keeps the font's letters: same style, same pixels
+            assert b[wid]["style"] == w["style"] and "glyphs" not in w["style"]
+            np.testing.assert_array_equal(shard_arrays(plain)[wid], shard_arrays(varied)[wid])
+        else:  # the others: the same draw of slant, size, ink..., plus letter shapes of their own
+            seed = b[wid]["style"]["glyph_seed"]
+            assert b[wid]["style"] == w["style"] | {"glyphs": 1.0, "glyph_seed": seed}
+    w1 = b["dejavusans-1"]
+    style = render.WriterStyle(**w1["style"])
+    assert style.glyph("a") == style.glyph("a") != style.glyph("b")  # per letter, fixed
+    assert render.WriterStyle(**a["dejavusans-1"]["style"]).glyph("a") == (1.0, 1.0, 0.0, 0.0)
+    # the same word by the same writer (same per-sample draw): letters change, the word stays a word
+    rng = 3
+    w1_font = a["dejavusans-1"]
+    mine = dataset.render_word(w1 | {"font_file": varied / w1["font_file"]}, "handwriting", rng)
+    font_s = dataset.render_word(w1_font | {"font_file": plain / w1_font["font_file"]}, "handwriting", rng)
+    assert mine.shape[0] == font_s.shape[0] == 32
+    assert abs(mine.shape[1] - font_s.shape[1]) < 0.25 * font_s.shape[1]
+    ink_mine, ink_font = (255 - mine.astype(float)).sum(), (255 - font_s.astype(float)).sum()
+    assert abs(ink_mine - ink_font) < 0.3 * ink_font
+    if mine.shape == font_s.shape:
+        assert not np.array_equal(mine, font_s)
+    with pytest.raises(UserError, match="glyph-variation"):
+        build(tmp_path / "bad", fonts_dir, glyph_variation=-1)
+
+
 def test_coverage_sees_tofu_and_drops_fonts_without_lowercase(tmp_path):
     assert fonts.coverage(MPL_FONTS / "DejaVuSans.ttf", "ab\u4e00") == {"a", "b"}  # no CJK
     symbols = MPL_FONTS / "STIXSizOneSymReg.ttf"  # big brackets only: letters would be tofu
