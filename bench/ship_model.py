@@ -98,6 +98,8 @@ def main() -> None:
     )
     n_per = build.get("args", {}).get("writers_per_family", 1)
     per_family = f" --writers-per-family {n_per}" if n_per > 1 else ""
+    glyphs = build.get("args", {}).get("glyph_variation", 0.0)
+    per_family += f" --glyph-variation {glyphs:g}" if glyphs > 0 else ""
     size_mb = (dest / "model.safetensors").stat().st_size / 2**20
     gpu_leg = ", no GPU"
     if (run / "gpu_continuation.json").exists():  # a leg run elsewhere (bench/gpu_leg)

@@ -75,7 +75,7 @@ def merge_font_folders(paths: list[str | Path]) -> dict[str, WordSet]:
                 diff = sorted(k for k in ident if ident[k] != seen[w["id"]][0][k])
                 raise UserError(
                     f"writer {w['id']} differs between {other} and {p} ({', '.join(diff)}): "
-                    "build the extra folder with the same --seed and --writers-per-family"
+                    "build the extra folder with the same --seed, --writers-per-family and --glyph-variation"
                 )
             seen.setdefault(w["id"], (ident, p))
         for split, words in load_font_dataset(p).items():

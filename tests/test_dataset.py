@@ -157,6 +157,10 @@ def test_glyph_variation_gives_later_writers_letters_of_their_own(fonts_dir, tmp
         assert not np.array_equal(mine, font_s)
     with pytest.raises(UserError, match="glyph-variation"):
         build(tmp_path / "bad", fonts_dir, glyph_variation=-1)
+    from scriptvit_lib.data import load_data
+
+    with pytest.raises(UserError, match="dejavusans-1 differs.*style.*--glyph-variation"):
+        load_data([plain, varied])  # an extra folder must give the writers the same letters
 
 
 def test_coverage_sees_tofu_and_drops_fonts_without_lowercase(tmp_path):
