@@ -318,6 +318,10 @@ def build_dataset(
         raise UserError("--words, --writers-per-family and --workers must be at least 1")
     if not 0 <= glyph_variation <= 3:
         raise UserError(f"--glyph-variation must be in 0..3 (1 = as designed), got {glyph_variation:g}")
+    if glyph_variation > 0 and writers_per_family < 2:
+        raise UserError(
+            "--glyph-variation needs --writers-per-family 2 or more (a family's first keeps its letters)"
+        )
     if vocab is not None:
         vocab = [w.strip() for w in vocab if w.strip()]
         if not vocab:

@@ -157,6 +157,8 @@ def test_glyph_variation_gives_later_writers_letters_of_their_own(fonts_dir, tmp
         assert not np.array_equal(mine, font_s)
     with pytest.raises(UserError, match="glyph-variation"):
         build(tmp_path / "bad", fonts_dir, glyph_variation=-1)
+    with pytest.raises(UserError, match="writers-per-family 2 or more"):  # else it would change nothing
+        build(tmp_path / "bad", fonts_dir, glyph_variation=1.0)
     from scriptvit_lib.data import load_data
 
     with pytest.raises(UserError, match="dejavusans-1 differs.*style.*--glyph-variation"):
