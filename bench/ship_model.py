@@ -96,10 +96,11 @@ def main() -> None:
         ),
         "not reached in this run folder",
     )
-    n_per = build.get("args", {}).get("writers_per_family", 1)
-    per_family = f" --writers-per-family {n_per}" if n_per > 1 else ""
-    glyphs = build.get("args", {}).get("glyph_variation", 0.0)
-    per_family += f" --glyph-variation {glyphs:g}" if glyphs > 0 else ""
+    build_args = build.get("args", {})
+    n_per, glyphs = build_args.get("writers_per_family", 1), build_args.get("glyph_variation", 0.0)
+    build_flags = (f" --writers-per-family {n_per}" if n_per > 1 else "") + (
+        f" --glyph-variation {glyphs:g}" if glyphs > 0 else ""
+    )
     size_mb = (dest / "model.safetensors").stat().st_size / 2**20
     gpu_leg = ", no GPU"
     if (run / "gpu_continuation.json").exists():  # a leg run elsewhere (bench/gpu_leg)
@@ -125,7 +126,7 @@ A ScriptViT generator (`scriptvit_lib.generator.ScriptViT`, {size_mb:.1f} MB saf
 
 | | |
 |---|---|
-| data | `scriptvit data build --families {build.get("args", {}).get("families", "core")}{per_family}`: \
+| data | `scriptvit data build --families {build_args.get("families", "core")}{build_flags}`: \
 {build.get("counts", {}).get("writers", "?")} font writers ({build.get("counts", {}).get("samples", "?")}); \
 test families never trained on (their ids: `training_writers.json` lists the ones trained on) |
 | preset / recipe | `{train_cfg["preset"]}`; lr {train_cfg["lr"]}, batch {train_cfg["batch_size"]}, k = {train_cfg["k"]}, \

@@ -153,41 +153,40 @@ def render_text(font_path: str, style: WriterStyle, text: str, rng: np.random.Ge
     # --- draw characters one by one: kerned positions + spacing + wobbly baseline
     gap = style.spacing * x_h * S
     pad = int((x_h + 4) * S)  # room for swashes that reach left of a letter's origin
-    glyphs = [style.glyph(ch) for ch in text]
-    # a wider letter moves the rest
-    extra = [(sx - 1) * font.getlength(ch) for ch, (sx, *_) in zip(text, glyphs)]
+    varied = style.glyphs > 0  # letters of the writer's own (`WriterStyle.glyph`)
+    advance = [font.getlength(ch) for ch in text]
+    glyphs = [style.glyph(ch) for ch in text] if varied else []
+    extra = [(sx - 1) * adv for (sx, *_), adv in zip(glyphs, advance)]  # a wider letter moves the rest
     width = int(font.getlength(text) + gap * len(text) + 2 * pad + 2 * stroke_w + 1 + max(0.0, sum(extra)))
-    width += pad if style.glyphs > 0 else 0  # sheared letters may lean past the last one's box
+    width += pad if varied else 0  # sheared letters may lean past the last one's box
     rows = HEIGHT * S * 2  # generous; the warp below picks the final 32*S rows
     base_y = rows / 2
     canvas = Image.new("L", (width, rows), 0)  # ink = 255 while drawing
     draw = ImageDraw.Draw(canvas)
+    letter = dict(font=font, fill=255, anchor="ls", stroke_width=stroke_w, stroke_fill=255)
     phase = rng.uniform(0, 2 * np.pi)
     period = style.wobble_period * x_h * S
     shift = 0.0
     for i, ch in enumerate(text):
-        x = pad + font.getlength(text[: i + 1]) - font.getlength(ch) + gap * i + shift  # keeps kerning
+        x = pad + font.getlength(text[: i + 1]) - advance[i] + gap * i + shift  # keeps kerning
         x += rng.normal(0, 0.04) * x_h * S  # a hand never places letters exactly
         y = base_y + S * (style.wobble * np.sin(2 * np.pi * x / period + phase) + rng.normal(0, 0.2))
-        if style.glyphs <= 0:
-            draw.text((x, y), ch, font=font, fill=255, anchor="ls", stroke_width=stroke_w, stroke_fill=255)
+        if not varied:
+            draw.text((x, y), ch, **letter)
             continue
         sx, sy, sh, dy = glyphs[i]
         layer = Image.new("L", canvas.size, 0)
-        ImageDraw.Draw(layer).text(
-            (x, y), ch, font=font, fill=255, anchor="ls", stroke_width=stroke_w, stroke_fill=255
-        )
+        ImageDraw.Draw(layer).text((x, y), ch, **letter)
         # forward map about the letter's baseline centre o: p' = o + [[sx, sh*sy], [0, sy]] (p - o) + (0, dy);
         # PIL's AFFINE wants the inverse (output pixel -> where to read)
-        ox, oy = x + font.getlength(ch) / 2, y
+        ox, oy = x + advance[i] / 2, y
         ty = dy * x_h * S
         a, b, e = 1 / sx, -sh / sx, 1 / sy
-        c = ox - a * (ox + (sx - 1) * font.getlength(ch) / 2) - b * (oy + ty)
+        c = ox - a * (ox + (sx - 1) * advance[i] / 2) - b * (oy + ty)
         f = oy - e * (oy + ty)
         inverse = (a, b, c, 0, e, f)
         layer = layer.transform(layer.size, Image.Transform.AFFINE, inverse, Image.Resampling.BILINEAR)
         canvas = ImageChops.lighter(canvas, layer)
-        draw = ImageDraw.Draw(canvas)
         shift += extra[i]
     if erode:
         canvas = canvas.filter(ImageFilter.MinFilter(3))
