@@ -88,18 +88,31 @@ def main() -> None:
     minutes = json.loads((run / "elapsed.json").read_text())["minutes"]
     build = json.loads((args.data / "build.json").read_text()) if (args.data / "build.json").exists() else {}
     # first evaluation of this run folder with CER(test) <= 0.15 (not bench/train_curve's separate run)
+    no_test = bool(evals) and not any(r.get("cer_test") for r in evals)  # data without a test split
     legible = next(
         (
             f"{float(r['minutes']):.1f} (iteration {r['step']}, this run folder's `eval.csv`)"
             for r in evals
             if r.get("cer_test") and float(r["cer_test"]) <= 0.15
         ),
-        "not reached in this run folder",
+        "no test split in this run's data" if no_test else "not reached in this run folder",
     )
+    cer_test = "none (no test split in this run's data)" if no_test else ev.get("cer_test", "?")
     build_args = build.get("args", {})
     n_per, glyphs = build_args.get("writers_per_family", 1), build_args.get("glyph_variation", 0.0)
-    build_flags = (f" --writers-per-family {n_per}" if n_per > 1 else "") + (
-        f" --glyph-variation {glyphs:g}" if glyphs > 0 else ""
+    only_train = build_args.get("splits") == ["train"]  # `data build --only-train`: no test writers
+    build_flags = (
+        (f" --writers-per-family {n_per}" if n_per > 1 else "")
+        + (f" --glyph-variation {glyphs:g}" if glyphs > 0 else "")
+        + (" --only-train" if only_train else "")
+    )
+    counts = build.get("counts", {})
+    split_counts = {k: v for k, v in counts.get("samples", {}).items() if not (only_train and k == "test")}
+    data_line = (
+        f"{counts.get('writers', '?')} training font writers ({split_counts or '?'}); the test families "
+        "(a full build's test split) never trained on"
+        if only_train
+        else f"{counts.get('writers', '?')} font writers ({split_counts or '?'}); test families never trained on"
     )
     size_mb = (dest / "model.safetensors").stat().st_size / 2**20
     gpu_leg = ", no GPU"
@@ -127,8 +140,7 @@ A ScriptViT generator (`scriptvit_lib.generator.ScriptViT`, {size_mb:.1f} MB saf
 | | |
 |---|---|
 | data | `scriptvit data build --families {build_args.get("families", "core")}{build_flags}`: \
-{build.get("counts", {}).get("writers", "?")} font writers ({build.get("counts", {}).get("samples", "?")}); \
-test families never trained on (their ids: `training_writers.json` lists the ones trained on) |
+{data_line} (`training_writers.json` lists the ones trained on) |
 | preset / recipe | `{train_cfg["preset"]}`; lr {train_cfg["lr"]}, batch {train_cfg["batch_size"]}, k = {train_cfg["k"]}, \
 L1 {train_cfg["w_recon"]}, adv {train_cfg["w_adv"]}, CTC {train_cfg["w_ctc"]}, writer {train_cfg["w_writer"]}, \
 balance {train_cfg["balance"]}, R/W pre-training {train_cfg["pretrain_steps"]} steps, EMA {train_cfg["ema"]}, \
@@ -140,7 +152,7 @@ k per batch {f"1..{train_cfg['k_max']}" if train_cfg.get("k_max") else train_cfg
 | hardware | {hardware} |
 | final losses | {", ".join(f"{k} {float(v):.3f}" for k, v in log.items() if k not in ("step", "minutes") and v)} |
 | CER of generated words (run's own recognizer) | val (seen writers) {ev.get("cer_val", "?")}, \
-test (unseen writers) {ev.get("cer_test", "?")} |
+test (unseen writers) {cer_test} |
 | minutes to CER(test) <= 0.15 | {legible} |
 
 The CER above is read by the recognizer the generator trained against, which flatters it; the

@@ -321,6 +321,26 @@ def test_ship_model_packages_generator_recognizer_and_card(data, tmp_path):
         in (tmp_path / "b" / "MODEL_CARD.md").read_text()
     )
     assert "test (unseen writers) 0.14 |" in (tmp_path / "b" / "MODEL_CARD.md").read_text()  # not step 4's
+    # a run on an `--only-train` build (no test split): the card names the flag, leaves out the
+    # empty test split and says why there is no test CER, instead of '?' and "not reached"
+    (tmp_path / "run" / "eval.csv").write_text("step,minutes,cer_val\n2,1.3,0.2\n4,1.5,0.1\n")
+    build = {
+        "args": {"families": "all", "writers_per_family": 5, "splits": ["train"]},
+        "counts": {"writers": 680, "samples": {"train": 187229, "val": 16771, "test": 0}},
+    }
+    (tmp_path / "x5").mkdir()
+    (tmp_path / "x5" / "build.json").write_text(json.dumps(build))
+    subprocess.run(
+        ship[:-1] + [str(tmp_path / "x5"), "--dest", str(tmp_path / "c")],
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
+    )
+    card = (tmp_path / "c" / "MODEL_CARD.md").read_text()
+    assert "--families all --writers-per-family 5 --only-train`: 680 training font writers " in card
+    assert "{'train': 187229, 'val': 16771}" in card and "'test'" not in card
+    assert "test (unseen writers) none (no test split in this run's data) |" in card
+    assert "| minutes to CER(test) <= 0.15 | no test split in this run's data |" in card
 
 
 def test_append_csv_adds_new_columns_without_shifting_values(tmp_path):
