@@ -88,6 +88,13 @@ class ScriptViTConfig:
     when shrinking: a tent filter two output px wide) or 'area' (each output column the exact
     mean of the input it covers: a box one output px wide, as the font renderer's S x S
     supersampling and a scanner's pixels average). A library option: the paper has no resampling."""
+    char_widths: tuple[float, ...] | None = None
+    """`width_mode="predicted"`: the relative width of each character id (index 0, padding,
+    unused), so that a word is the writer's px per unit x the sum over its characters wide
+    instead of px per character x its length ('m' is wider than 'i' in every hand). None: every
+    character alike. Fitted on the training writers' real words (`synthesis.fit_char_widths`;
+    `bench/char_widths.py` writes them into a model folder's config). A library option: the
+    paper writes 16 px per character."""
     style_modulation: str = "none"
     """'none' (paper: the style reaches the synthesis only through cross-attention) or 'film'
     (a library option): every instance norm of the synthesis network is followed by a FiLM
@@ -131,6 +138,13 @@ class ScriptViTConfig:
         )
         assert self.img_height == 32, "the synthesis network makes 32-px images (4 x 8 upsampling)"
         assert self.syn_min_channels >= 0, "syn_min_channels must be >= 0"
+        if self.char_widths is not None:
+            self.char_widths = tuple(float(w) for w in self.char_widths)
+            if len(self.char_widths) != self.num_classes or min(self.char_widths[1:]) <= 0:
+                raise ValueError(
+                    f"char_widths must hold {self.num_classes} numbers (one per character id, "
+                    f"index 0 unused), all > 0 after the first; got {len(self.char_widths)}"
+                )
 
     # --- presets and (de)serialisation ----------------------------------------------------
     @classmethod

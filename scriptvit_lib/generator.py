@@ -79,6 +79,8 @@ class ScriptViT(nn.Module):
             min_channels=cfg.syn_min_channels,
         )
         self.width_head = WidthHead(cfg.d_model) if cfg.width_mode == "predicted" else None
+        units = torch.tensor(cfg.char_widths) if cfg.char_widths is not None else torch.empty(0)
+        self.register_buffer("char_units", units.float(), persistent=False)  # in config.json, not weights
 
     def encode_style(self, style: torch.Tensor, style_widths: torch.Tensor | None = None) -> StyleMemory:
         """style [B, K, 1, Hs, Ws] in [-1, 1] (+1 paper), style_widths [B, K] -> StyleMemory."""
@@ -131,8 +133,20 @@ class ScriptViT(nn.Module):
         """True width in px of each word as `decode` makes it: char_width x text length."""
         return text_lengths * self.config.char_width
 
+    def width_units(self, text_ids: torch.Tensor, text_lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """How many units of the writer's px per character each word is wide, [B] float: its
+        length, or with `config.char_widths` the sum of its characters' relative widths."""
+        if text_lengths is None:
+            text_lengths = (text_ids != 0).sum(dim=1)
+        text_lengths = text_lengths.to(text_ids.device)
+        if self.char_units.numel() == 0:
+            return text_lengths.float()
+        inside = torch.arange(text_ids.shape[1], device=text_ids.device)[None, :] < text_lengths[:, None]
+        return (self.char_units[text_ids] * inside).sum(dim=1)
+
     def log_char_width(self, memory: StyleMemory) -> torch.Tensor:
-        """`width_mode="predicted"`: log px per character of the writer, [B] (memory batch)."""
+        """`width_mode="predicted"`: log px per character (per `width_units` unit) of the
+        writer, [B] (memory batch)."""
         if self.width_head is None:
             raise ValueError("this model writes a fixed char_width (width_mode='fixed')")
         return self.width_head(memory.pooled())
@@ -148,7 +162,8 @@ class ScriptViT(nn.Module):
 
         width_mode 'fixed': `decode` as it is (char_width px per character). 'predicted': each
         word resampled to `widths` if given (training: the real words' widths), else to the
-        predicted px per character x text length.
+        predicted px per character x `width_units` (the text length, or the sum of its
+        characters' widths when the config has `char_widths`).
         """
         if text_lengths is None:
             text_lengths = (text_ids != 0).sum(dim=1)
@@ -159,7 +174,8 @@ class ScriptViT(nn.Module):
         if widths is None:
             per_char = self.log_char_width(memory).exp().clamp(MIN_CHAR_WIDTH, MAX_CHAR_WIDTH)
             per_char = per_char.expand(len(text_ids)) if per_char.shape[0] == 1 else per_char
-            widths = (per_char.detach() * text_lengths).round().clamp_min(4).long()
+            units = self.width_units(text_ids, text_lengths)
+            widths = (per_char.detach() * units).round().clamp_min(4).long()
         return resample_widths(
             raw, self.output_widths(text_lengths), widths, mode=self.config.resample
         ), widths

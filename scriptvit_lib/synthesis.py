@@ -252,6 +252,42 @@ class WidthHead(nn.Module):
         return self.mlp(pooled).squeeze(-1)
 
 
+def fit_char_widths(
+    texts: list[list[int]], widths, writers: list, num_classes: int, iters: int = 15, min_width: float = 0.2
+) -> tuple[float, ...]:
+    """Relative character widths for `ScriptViTConfig.char_widths`, from real words.
+
+    texts: character ids of each word; widths: its width in px; writers: its writer. Fits
+    width ~ scale(writer) x sum of the word's character widths by alternating least squares (the
+    writer's scale in closed form, the widths by `lstsq`; widths below `min_width` are clamped),
+    then normalises so that the geometric mean over the words of (sum of widths / length) is 1:
+    the writer's px per character (what `WidthHead` learned without them) keeps its meaning on
+    average. Characters no word holds get 1.0. Fit on training writers only."""
+    import numpy as np
+
+    w = np.asarray(widths, dtype=np.float64)
+    ids = {x: i for i, x in enumerate(dict.fromkeys(writers))}
+    g = np.array([ids[x] for x in writers])
+    counts = np.zeros((len(texts), num_classes))
+    for i, t in enumerate(texts):
+        np.add.at(counts[i], np.asarray(t, dtype=int), 1.0)
+    counts[:, 0] = 0.0  # padding
+    lengths = counts.sum(1)
+    if len(texts) == 0 or lengths.min() <= 0:
+        raise ValueError("fit_char_widths needs words of at least one character")
+    used = counts.sum(0) > 0
+    r = np.where(used, 1.0, 0.0)
+    for _ in range(iters):
+        q = counts @ r
+        scale = np.bincount(g, w * q) / np.bincount(g, q * q)
+        fit, *_ = np.linalg.lstsq(counts[:, used] * scale[g][:, None], w, rcond=None)
+        r[used] = np.clip(fit, min_width, None)
+    r /= np.exp(np.log((counts @ r) / lengths).mean())
+    r[~used] = 1.0
+    r[0] = 0.0
+    return tuple(float(x) for x in r)
+
+
 def area_weights(w_in, w_out, device=None, dtype=torch.float32, cols: int | None = None) -> torch.Tensor:
     """Matrix of exact box resampling: output column j covers input columns [j s, (j+1) s),
     s = w_in / w_out, and is their mean weighted by overlap (each used column sums to 1).

@@ -489,7 +489,7 @@ class Trainer:
                 l_rec = (diff / (fake.shape[-2] * fake_w)).mean()
             l_width = fake.new_zeros(())
             if self.G.width_head is not None and memory is not None:
-                real = (b.target_widths.float() / b.text_lengths.float()).log()
+                real = (b.target_widths.float() / self.G.width_units(b.text_ids, b.text_lengths)).log()
                 l_width = (self.G.log_char_width(memory).float() - real).pow(2).mean()
             l_sid = fake.new_zeros(())
             if self.S is not None and memory is not None:

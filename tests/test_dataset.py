@@ -318,3 +318,32 @@ def test_default_vocabulary_has_no_common_profanity():
     assert not [w for w in words if dataset.offensive(w)]
     assert dataset.offensive("Fucking") and dataset.offensive("bullshit")
     assert not any(dataset.offensive(w) for w in ("cocoa", "grape", "scrape", "therapist", "class"))
+
+
+def test_bench_char_widths_fits_on_training_words_and_writes_the_model_config(built, tmp_path):
+    import subprocess
+    import sys
+
+    from scriptvit_lib.charset import Charset
+    from scriptvit_lib.config import ScriptViTConfig
+    from scriptvit_lib.generator import ScriptViT
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "char_widths.py"
+    ScriptViT(ScriptViTConfig.preset("tiny", width_mode="predicted")).save_pretrained(tmp_path / "m")
+    run = [sys.executable, str(script), str(tmp_path / "m"), "--data", str(built)]
+    out = subprocess.run(run + ["--dry-run"], check=True, capture_output=True, text=True).stdout
+    assert (
+        "by character widths" in out and ScriptViT.from_pretrained(tmp_path / "m").config.char_widths is None
+    )
+    subprocess.run(run, check=True, capture_output=True, text=True)
+    cfg = ScriptViT.from_pretrained(tmp_path / "m").config
+    cs = Charset()
+    r = cfg.char_widths
+    assert r[cs.encode("m")[0]] > r[cs.encode("n")[0]] > r[cs.encode("i")[0]]  # in every font here
+    ScriptViT(ScriptViTConfig.preset("tiny")).save_pretrained(tmp_path / "fixed")  # width_mode "fixed"
+    bad = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "fixed"), "--data", str(built)],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0 and "fixed width" in bad.stderr and "Traceback" not in bad.stderr

@@ -196,3 +196,98 @@ def test_style_id_head_learns_writers_from_the_memory_and_resumes(tmp_path):
     cont = TrainConfig(out=str(tmp_path / "plain"), steps=4, w_style_id=1.0, resume=True, **base)
     t2 = train(cont, data, progress=False)
     assert t2.step == 4 and t2.S is not None
+
+
+def test_char_widths_make_wide_letters_wide_and_leave_the_weights_alone(tmp_path):
+    from scriptvit_lib.charset import Charset
+
+    cs = Charset()
+    widths = [0.0] + [1.0] * (cs.num_classes - 1)
+    for ch, w in (("i", 0.5), ("l", 0.5), ("m", 1.5), ("w", 1.5)):
+        widths[cs.encode(ch)[0]] = w
+    torch.manual_seed(0)
+    plain = ScriptViT(ScriptViTConfig.preset("tiny", width_mode="predicted")).eval()
+    sized = ScriptViT(ScriptViTConfig.preset("tiny", width_mode="predicted", char_widths=widths)).eval()
+    sized.load_state_dict(plain.state_dict())  # same weights: char_widths live in the config only
+    assert set(plain.state_dict()) == set(sized.state_dict())
+    ids = torch.tensor([cs.encode("ill"), cs.encode("mow")])
+    lengths = torch.tensor([3, 3])
+    assert plain.width_units(ids, lengths).tolist() == [3.0, 3.0]
+    assert sized.width_units(ids, lengths).tolist() == [1.5, 4.0]  # i+l+l, m+o+w
+    padded = torch.tensor([cs.encode("ill") + [0, 0]])  # padding (id 0) and ids past the length count 0
+    assert sized.width_units(padded).tolist() == [1.5]
+    assert sized.width_units(torch.tensor([cs.encode("illm")]), torch.tensor([3])).tolist() == [1.5]
+    style = torch.where(
+        torch.rand(1, 5, 1, 32, 64, generator=torch.Generator().manual_seed(0)) < 0.2, -1.0, 1.0
+    )
+    with torch.no_grad():
+        per_char = float(plain.log_char_width(plain.encode_style(style)).exp())
+        _, w_plain = plain.write(plain.encode_style(style), ids, lengths)
+        _, w_sized = sized.write(sized.encode_style(style), ids, lengths)
+    assert w_plain[0] == w_plain[1] == round(per_char * 3)
+    assert w_sized.tolist() == [round(per_char * 1.5), round(per_char * 4.0)]
+    # saved and loaded with the folder (config.json), weights unchanged
+    sized.save_pretrained(tmp_path / "m")
+    again = ScriptViT.from_pretrained(tmp_path / "m")
+    assert again.config.char_widths == tuple(widths) and again.width_units(ids, lengths).tolist() == [
+        1.5,
+        4.0,
+    ]
+
+
+def test_char_widths_must_fit_the_charset():
+    import pytest
+
+    with pytest.raises(ValueError, match="char_widths must hold 81"):
+        ScriptViTConfig.preset("tiny", width_mode="predicted", char_widths=[1.0, 1.0])
+    with pytest.raises(ValueError, match="all > 0"):
+        ScriptViTConfig.preset("tiny", width_mode="predicted", char_widths=[0.0] * 81)
+
+
+def test_fit_char_widths_recovers_the_widths_words_were_made_with():
+    import numpy as np
+
+    from scriptvit_lib.synthesis import fit_char_widths
+
+    rng = np.random.default_rng(0)
+    true = np.zeros(10)
+    true[1:] = [0.5, 0.7, 1.0, 1.0, 1.2, 1.5, 2.0, 0.6, 0.9]
+    scales = {"a": 8.0, "b": 12.0, "c": 15.0}
+    texts, widths, writers = [], [], []
+    for w, s in scales.items():
+        for _ in range(200):
+            t = rng.integers(1, 10, size=rng.integers(2, 9)).tolist()
+            texts.append(t)
+            widths.append(s * true[t].sum() * rng.uniform(0.97, 1.03))
+            writers.append(w)
+    r = np.array(fit_char_widths(texts, widths, writers, num_classes=12))
+    assert r[0] == 0.0 and r[10] == r[11] == 1.0  # padding; characters no word holds
+    ratio = r[1:10] / true[1:]
+    assert ratio.std() / ratio.mean() < 0.03  # the widths, up to one common factor
+    units = np.array([r[t].sum() for t in texts])
+    lengths = np.array([len(t) for t in texts])
+    assert abs(np.log(units / lengths).mean()) < 1e-9  # normalised: on average one unit a character
+
+
+def test_the_width_loss_regresses_on_width_units_when_char_widths_are_set(tmp_path):
+    from scriptvit_lib.charset import Charset
+
+    cs = Charset()
+    widths = [0.0] + [1.0] * (cs.num_classes - 1)
+    widths[cs.encode("h")[0]] = 3.0
+    sets = synthetic_sets(writers=("w1", "w2", "w3"), words=("the", "house", "of", "Move"))
+    cfg = TrainConfig(
+        preset="tiny", out=str(tmp_path), lr=5e-3, w_adv=0, w_ctc=0, w_writer=0, w_recon=0, w_width=1.0,
+        model_overrides={"width_mode": "predicted", "char_widths": widths},
+    )  # fmt: skip
+    trainer, ds, _ = build_trainer(cfg, sets["train"])
+    b = _batch(ds, cfg, 0, rank=0)
+    units = trainer.G.width_units(b.text_ids, b.text_lengths)
+    assert not torch.equal(units, b.text_lengths.float())  # words with an 'h' count 2 more
+    real = (b.target_widths.float() / units).log()
+    with torch.no_grad():
+        pred = trainer.G.log_char_width(trainer.G.encode_style(b.style, b.style_widths))
+    expected = float((pred - real).pow(2).mean())
+    logs = trainer.train_step(b)
+    got = logs.get("G_width", trainer.last_g_logs.get("G_width"))
+    assert abs(float(got) - expected) < 1e-4
