@@ -139,6 +139,10 @@ class ScriptViTConfig:
         assert self.img_height == 32, "the synthesis network makes 32-px images (4 x 8 upsampling)"
         assert self.syn_min_channels >= 0, "syn_min_channels must be >= 0"
         if self.char_widths is not None:
+            if self.width_mode != "predicted":
+                raise ValueError(
+                    "char_widths need width_mode='predicted' (a fixed width has no use for them)"
+                )
             self.char_widths = tuple(float(w) for w in self.char_widths)
             if len(self.char_widths) != self.num_classes or min(self.char_widths[1:]) <= 0:
                 raise ValueError(

@@ -19,6 +19,7 @@ out the same whether it is generated alone or padded in a batch with longer word
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from einops import rearrange
 from torch import nn
@@ -263,8 +264,6 @@ def fit_char_widths(
     then normalises so that the geometric mean over the words of (sum of widths / length) is 1:
     the writer's px per character (what `WidthHead` learned without them) keeps its meaning on
     average. Characters no word holds get 1.0. Fit on training writers only."""
-    import numpy as np
-
     w = np.asarray(widths, dtype=np.float64)
     ids = {x: i for i, x in enumerate(dict.fromkeys(writers))}
     g = np.array([ids[x] for x in writers])

@@ -943,6 +943,21 @@ def subset_writers(words: WordSet, n: int) -> WordSet:
     return words.subset(writers=names[:n])
 
 
+def inherited_char_widths(cfg: TrainConfig) -> list[float] | None:
+    """`ScriptViTConfig.char_widths` of what a run goes on from, when its flags do not set them: the
+    run folder it resumes (its model_config.json) or else the model folder or checkpoint it starts
+    from (`init_from`; a checkpoint's run folder's model_config.json). The first of these that
+    exists decides; None when it has none."""
+    sources = [Path(cfg.out) / "model_config.json"] if cfg.resume else []
+    if cfg.init_from:
+        src = Path(cfg.init_from)
+        sources.append(src / "config.json" if src.is_dir() else src.parent.parent / "model_config.json")
+    for path in sources:
+        if path.is_file():
+            return json.loads(path.read_text()).get("char_widths")
+    return None
+
+
 def build_trainer(cfg: TrainConfig, train_words: WordSet) -> tuple[Trainer, StyleWordDataset, dict[str, int]]:
     if not 0 <= cfg.k_max <= MAX_K:
         raise UserError(f"k_max must be 0 (off) or in 1..{MAX_K}, got {cfg.k_max}")
@@ -951,7 +966,12 @@ def build_trainer(cfg: TrainConfig, train_words: WordSet) -> tuple[Trainer, Styl
     train_words = subset_writers(train_words, cfg.train_writers)
     writers = sorted(train_words.writers)
     writer_index = {w: i for i, w in enumerate(writers)}
-    model_cfg = ScriptViTConfig.preset(cfg.preset, num_writers=len(writers), **cfg.model_overrides)
+    overrides = dict(cfg.model_overrides)
+    if "char_widths" not in overrides:  # the character widths travel with the weights they were fitted for
+        inherited = inherited_char_widths(cfg)
+        if inherited is not None:
+            overrides["char_widths"] = inherited
+    model_cfg = ScriptViTConfig.preset(cfg.preset, num_writers=len(writers), **overrides)
     ds = StyleWordDataset(train_words, k=cfg.k, style_size=model_cfg.style_size, writer_index=writer_index)
     return Trainer(cfg, model_cfg), ds, writer_index
 

@@ -291,3 +291,37 @@ def test_the_width_loss_regresses_on_width_units_when_char_widths_are_set(tmp_pa
     logs = trainer.train_step(b)
     got = logs.get("G_width", trainer.last_g_logs.get("G_width"))
     assert abs(float(got) - expected) < 1e-4
+
+
+def test_a_run_goes_on_with_the_character_widths_of_what_it_starts_from(tmp_path):
+    import json
+
+    from scriptvit_lib.charset import Charset
+
+    widths = [0.0] + [1.0] * (Charset().num_classes - 1)
+    widths[5] = 2.0
+    ScriptViT(ScriptViTConfig.preset("tiny", width_mode="predicted", char_widths=widths)).save_pretrained(
+        tmp_path / "folder"
+    )
+    sets = synthetic_sets(writers=("w1", "w2", "w3"), words=("the", "house", "of", "Move"))
+    base = dict(preset="tiny", model_overrides={"width_mode": "predicted"})
+    t, _, _ = build_trainer(
+        TrainConfig(out=str(tmp_path / "a"), init_from=str(tmp_path / "folder"), **base), sets["train"]
+    )
+    assert t.model_cfg.char_widths == tuple(widths)  # from the model folder
+    t, _, _ = build_trainer(TrainConfig(out=str(tmp_path / "b"), **base), sets["train"])
+    assert t.model_cfg.char_widths is None  # a fresh run has none unless its flags say so
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "model_config.json").write_text(json.dumps({"char_widths": widths}))
+    t, _, _ = build_trainer(TrainConfig(out=str(tmp_path / "b"), resume=True, **base), sets["train"])
+    assert t.model_cfg.char_widths == tuple(widths)  # a resumed run keeps its own
+    (tmp_path / "b" / "model_config.json").write_text(json.dumps({"char_widths": None}))
+    resumed = TrainConfig(out=str(tmp_path / "b"), resume=True, init_from=str(tmp_path / "folder"), **base)
+    assert build_trainer(resumed, sets["train"])[0].model_cfg.char_widths is None  # the run folder decides
+    with_flags = dict(base, model_overrides={"width_mode": "predicted", "char_widths": None})
+    cfg = TrainConfig(out=str(tmp_path / "c"), init_from=str(tmp_path / "folder"), **with_flags)
+    assert build_trainer(cfg, sets["train"])[0].model_cfg.char_widths is None  # flags win
+    import pytest
+
+    with pytest.raises(ValueError, match="need width_mode='predicted'"):
+        ScriptViTConfig.preset("tiny", char_widths=widths)
