@@ -13,8 +13,8 @@ px per character inside a writer the characters explain, and the widths of a few
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -71,10 +71,7 @@ def main() -> None:
     print("  " + ", ".join(f"{c!r} {r[charset.encode(c)[0]]:.2f}" for c in "iltrenoamwMW.,"))
     if args.dry_run:
         return
-    data = json.loads(cfg_path.read_text())
-    data["char_widths"] = [round(x, 4) for x in r]
-    ScriptViTConfig.from_dict(data)  # still a valid config
-    cfg_path.write_text(json.dumps(data, indent=2) + "\n")
+    replace(cfg, char_widths=[round(x, 4) for x in r]).save(cfg_path)  # validated by the config itself
     print(f"wrote char_widths into {cfg_path}")
 
 
