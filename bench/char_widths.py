@@ -1,12 +1,15 @@
-"""Fit relative character widths on training writers' real words and give them to a model folder.
+"""Fit relative character widths on training writers' real words and give them to a model or run folder.
 
     python bench/char_widths.py models/scriptvit-cpu --data data/fonts-x5 [--dry-run]
+    python bench/char_widths.py runs/x5 --data data/fonts-x5     # a run folder: its resume trains with them
 
 A `width_mode="predicted"` model writes a word as wide as the writer's predicted px per character
 times its length: "ill" and "mom" come out equally wide. With `ScriptViTConfig.char_widths` the
 length becomes the sum of the characters' relative widths (`synthesis.fit_char_widths`, fitted
 here on the data folder's *training* split, so no unseen writer is looked at). The weights stay
-as they are: only the model folder's `config.json` changes. Prints how much of the spread of
+as they are: only the model folder's `config.json` changes - or, for a run folder, its
+`model_config.json`, so that `scriptvit train --resume` on it goes on with them (its width head
+then learns px per unit). Prints how much of the spread of
 px per character inside a writer the characters explain, and the widths of a few characters.
 """
 
@@ -39,13 +42,21 @@ def within_writer_std(values: np.ndarray, writers: list[str]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model", type=Path, help="a model folder (config.json is rewritten)")
+    ap.add_argument(
+        "model",
+        type=Path,
+        help="a model folder (config.json is rewritten) or a run folder (model_config.json)",
+    )
     ap.add_argument("--data", nargs="+", required=True, help="data folder(s); their training split is used")
     ap.add_argument("--dry-run", action="store_true", help="fit and print, leave the folder as it is")
     args = ap.parse_args()
-    cfg_path = args.model / "config.json"
-    if not cfg_path.is_file():
-        raise SystemExit(f"{args.model} is not a model folder: no config.json")
+    cfg_path = next(
+        (args.model / n for n in ("config.json", "model_config.json") if (args.model / n).is_file()), None
+    )
+    if cfg_path is None:
+        raise SystemExit(
+            f"{args.model} is neither a model folder (config.json) nor a run folder (model_config.json)"
+        )
     cfg = ScriptViTConfig.load(cfg_path)
     if cfg.width_mode != "predicted":
         raise SystemExit(f"{args.model} writes a fixed width (width_mode={cfg.width_mode!r}): nothing to fit")

@@ -340,6 +340,17 @@ def test_bench_char_widths_fits_on_training_words_and_writes_the_model_config(bu
     cs = Charset()
     r = cfg.char_widths
     assert r[cs.encode("m")[0]] > r[cs.encode("n")[0]] > r[cs.encode("i")[0]]  # in every font here
+    # a run folder: its model_config.json gets the same widths (a resume then trains with them)
+    (tmp_path / "run").mkdir()
+    ScriptViTConfig.preset("tiny", width_mode="predicted").save(tmp_path / "run" / "model_config.json")
+    subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "--data", str(built)], check=True)
+    assert ScriptViTConfig.load(tmp_path / "run" / "model_config.json").char_widths == r
+    empty = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "nothing"), "--data", str(built)],
+        capture_output=True,
+        text=True,
+    )
+    assert empty.returncode != 0 and "neither a model folder" in empty.stderr
     ScriptViT(ScriptViTConfig.preset("tiny")).save_pretrained(tmp_path / "fixed")  # width_mode "fixed"
     bad = subprocess.run(
         [sys.executable, str(script), str(tmp_path / "fixed"), "--data", str(built)],
