@@ -9,8 +9,8 @@ length becomes the sum of the characters' relative widths (`synthesis.fit_char_w
 here on the data folder's *training* split, so no unseen writer is looked at). The weights stay
 as they are: only the model folder's `config.json` changes - or, for a run folder, its
 `model_config.json`, so that `scriptvit train --resume` on it goes on with them (its width head
-then learns px per unit). Prints how much of the spread of
-px per character inside a writer the characters explain, and the widths of a few characters.
+then learns px per unit). Prints how much of the spread of px per character inside a writer the
+characters explain, and the widths of a few characters.
 """
 
 from __future__ import annotations
