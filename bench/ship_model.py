@@ -131,6 +131,11 @@ def main() -> None:
         if lineage["unrecorded_steps"]:
             wall += f", plus {lineage['unrecorded_steps']} iterations from before lineages were recorded"
         hardware = "; ".join(f"{name}: {n} iterations" for name, n in lineage["hardware"].items())
+    widths = (  # ScriptViTConfig.char_widths (bench/char_widths.py): the width head's unit per character
+        f"; character widths fitted on the training words, {len(model_cfg['char_widths']) - 1} characters"
+        if model_cfg.get("char_widths")
+        else ""
+    )
     card = f"""# ScriptViT `{train_cfg["preset"]}` generator (font writers)
 
 A ScriptViT generator (`scriptvit_lib.generator.ScriptViT`, {size_mb:.1f} MB safetensors) trained by
@@ -164,7 +169,7 @@ test writers.
 
 Model config: `config.json` (style encoder `{model_cfg["style_encoder"]}`, canvas {model_cfg["style_size"]},
 patch {model_cfg["patch_size"]}, blank patches `{model_cfg["blank_patches"]}`, width mode
-`{model_cfg.get("width_mode", "fixed")}` (resampling `{model_cfg.get("resample", "bilinear")}`), style modulation `{model_cfg.get("style_modulation", "none")}`,
+`{model_cfg.get("width_mode", "fixed")}` (resampling `{model_cfg.get("resample", "bilinear")}`{widths}), style modulation `{model_cfg.get("style_modulation", "none")}`,
 synthesis channels {" → ".join(map(str, synthesis_stages(model_cfg["syn_channels"], model_cfg.get("syn_min_channels", 0))))}).
 """
     if lineage is not None:

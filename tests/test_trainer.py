@@ -296,6 +296,19 @@ def test_ship_model_packages_generator_recognizer_and_card(data, tmp_path):
     assert {k.split(".")[0] for k in critics} == {"D", "W"}
     assert all(torch.equal(critics[f"D.{k}"], v) for k, v in ck["D"].items())
     assert "synthesis channels 32 → 16 → 8 → 4" in (tmp_path / "a" / "MODEL_CARD.md").read_text()
+    assert "character widths" not in (tmp_path / "a" / "MODEL_CARD.md").read_text()  # none fitted
+    # a model with character widths (bench/char_widths.py) says so in its card's config line
+    cfg_file = tmp_path / "run" / "model" / "config.json"
+    plain = cfg_file.read_text()
+    cfg_file.write_text(
+        json.dumps({**json.loads(plain), "width_mode": "predicted", "char_widths": [1.0] * 81})
+    )
+    subprocess.run(ship + ["--dest", str(tmp_path / "w")], check=True, cwd=tmp_path, capture_output=True)
+    assert (
+        "character widths fitted on the training words, 80 characters"
+        in (tmp_path / "w" / "MODEL_CARD.md").read_text()
+    )
+    cfg_file.write_text(plain)
     assert (
         "| minutes to CER(test) <= 0.15 | not reached in this run folder |"
         in (tmp_path / "a" / "MODEL_CARD.md").read_text()
